@@ -1,0 +1,207 @@
+"""Text classifier: any sequence-classification checkpoint, its labels mapped onto Dozor's.
+
+`load / predict(batch) / close`, as in MLServer and text-embeddings-inference: turning texts
+into padded tensors (`encode`) is kept apart from running the model (`forward`), gradients
+are disabled once, and nothing here knows of Kafka or HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as transformers_logging
+
+log = logging.getLogger(__name__)
+
+#: The labels Dozor reasons about. A checkpoint may provide any subset.
+DOZOR_LABELS = ("question", "negative", "toxic", "positive", "neutral")
+#: Label names of common public checkpoints, lower-cased, mapped onto Dozor labels.
+LABEL_ALIASES = {
+    "neg": "negative",
+    "pos": "positive",
+    "neu": "neutral",
+    "toxicity": "toxic",
+    "insult": "toxic",
+    "obscenity": "toxic",
+    "threat": "toxic",
+    "dangerous": "toxic",
+}
+#: File beside the weights with the thresholds (and optionally the label map) of the model.
+DOZOR_MODEL_FILE = "dozor.json"
+DEFAULT_THRESHOLD = 0.5
+
+
+class ModelConfigError(ValueError):
+    """The checkpoint cannot be used as it is; the message says what to configure."""
+
+
+def map_labels(id2label: dict[int, str], label_map: dict[str, str] | None) -> dict[int, str]:
+    """Map the checkpoint's output indices onto Dozor labels.
+
+    `label_map` (checkpoint label name → Dozor label) wins; otherwise names equal to a Dozor
+    label (any case) or a known alias map by themselves. Outputs that map to nothing are
+    ignored. Raises ModelConfigError when no output maps to a Dozor label.
+    """
+    explicit = {k: v for k, v in (label_map or {}).items()}
+    for target in explicit.values():
+        if target not in DOZOR_LABELS:
+            raise ModelConfigError(
+                f"label map target {target!r} is not a Dozor label; use one of {DOZOR_LABELS}"
+            )
+    mapped: dict[int, str] = {}
+    for index, name in id2label.items():
+        if name in explicit:
+            mapped[int(index)] = explicit[name]
+            continue
+        lowered = name.lower()
+        if lowered in DOZOR_LABELS:
+            mapped[int(index)] = lowered
+        elif lowered in LABEL_ALIASES:
+            mapped[int(index)] = LABEL_ALIASES[lowered]
+    if not mapped:
+        raise ModelConfigError(
+            f"none of the model's labels {sorted(id2label.values())} is a Dozor label "
+            f"{DOZOR_LABELS}; set DOZOR_LABEL_MAP, e.g. "
+            f'\'{{"{next(iter(id2label.values()))}": "negative"}}\''
+        )
+    return mapped
+
+
+def combine_scores(
+    probabilities: Sequence[float], index_to_label: dict[int, str], multi_label: bool
+) -> dict[str, float]:
+    """Per-output probabilities → one probability per Dozor label.
+
+    Several outputs may map to one label (insult, obscenity, threat → toxic): with
+    independent (sigmoid) outputs the label takes the largest, with a softmax their sum.
+    """
+    scores: dict[str, float] = {}
+    for index, label in index_to_label.items():
+        p = float(probabilities[index])
+        if label in scores:
+            scores[label] = max(scores[label], p) if multi_label else min(1.0, scores[label] + p)
+        else:
+            scores[label] = p
+    return scores
+
+
+@dataclass
+class TextClassifier:
+    """A loaded checkpoint with its label mapping and thresholds."""
+
+    tokenizer: object
+    model: torch.nn.Module
+    index_to_label: dict[int, str]
+    multi_label: bool
+    thresholds: dict[str, float]
+    max_length: int = 256
+    batch_size: int = 64
+    source: str = ""
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        label_map: dict[str, str] | None = None,
+        thresholds: dict[str, float] | None = None,
+        max_length: int = 256,
+        batch_size: int = 64,
+        threads: int = 0,
+    ) -> TextClassifier:
+        """Load a checkpoint directory (or a hub id where a network exists).
+
+        Thresholds: `dozor.json` beside the weights, overridden per label by `thresholds`;
+        labels without either get 0.5. The label map from `dozor.json` is used when none
+        is given.
+        """
+        if threads > 0:
+            torch.set_num_threads(threads)
+        transformers_logging.disable_progress_bar()
+        source = str(path)
+        local = Path(source)
+        if not local.exists() and (source.startswith((".", "/")) or local.suffix):
+            raise ModelConfigError(
+                f"model directory {source} does not exist; set DOZOR_MODEL to a checkpoint "
+                "directory (config.json, tokenizer, weights) or train one with `dozor model train`"
+            )
+        stored: dict = {}
+        if (local / DOZOR_MODEL_FILE).is_file():
+            stored = json.loads((local / DOZOR_MODEL_FILE).read_text(encoding="utf-8"))
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForSequenceClassification.from_pretrained(source)
+        model.eval()
+        index_to_label = map_labels(
+            dict(model.config.id2label), label_map or stored.get("label_map")
+        )
+        multi_label = model.config.problem_type == "multi_label_classification"
+        merged = {label: DEFAULT_THRESHOLD for label in set(index_to_label.values())}
+        merged.update(stored.get("thresholds", {}))
+        merged.update(thresholds or {})
+        log.info("loaded classifier %s labels=%s", source, sorted(merged))
+        return cls(
+            tokenizer=tokenizer,
+            model=model,
+            index_to_label=index_to_label,
+            multi_label=multi_label,
+            thresholds=merged,
+            max_length=max_length,
+            batch_size=batch_size,
+            source=source,
+        )
+
+    @property
+    def labels(self) -> list[str]:
+        """The Dozor labels this model provides."""
+        return sorted(set(self.index_to_label.values()))
+
+    def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Texts → padded tensors, padded to the longest text of this batch only."""
+        return self.tokenizer(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+
+    def forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Run the model; returns per-output probabilities, shape (batch, outputs)."""
+        with torch.inference_mode():
+            logits = self.model(**encoded).logits
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+
+    def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
+        """Probabilities per Dozor label for each text, in input order.
+
+        Texts are sorted by length and cut into batches of `batch_size`, so each batch pads
+        to similar lengths (dynamic padding); results return in the caller's order.
+        """
+        if not texts:
+            return []
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: list[dict[str, float] | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            probabilities = self.forward(self.encode([texts[i] or " " for i in chunk])).tolist()
+            for i, row in zip(chunk, probabilities):
+                results[i] = combine_scores(row, self.index_to_label, self.multi_label)
+        return results  # type: ignore[return-value]
+
+    def labels_above(self, scores: dict[str, float]) -> list[str]:
+        """The labels whose probability reaches their threshold."""
+        return [
+            label
+            for label, p in sorted(scores.items())
+            if p >= self.thresholds.get(label, DEFAULT_THRESHOLD)
+        ]
+
+    def close(self) -> None:
+        """Release the model (lets a worker swap models without a restart)."""
+        self.model = None  # type: ignore[assignment]
+        self.tokenizer = None

@@ -1,0 +1,1 @@
+"""Processes a user starts: the `dozor` CLI, the demo, ingestion and replay."""

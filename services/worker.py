@@ -1,0 +1,130 @@
+"""`dozor worker`: wire settings, model, page registry and metrics into the stream app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+
+from services.settings import Settings
+from streams.app import DozorStreams, StreamConfig
+from streams.flags import FlagPolicy
+from streams.metrics import DozorMetrics, PageStateCollector
+from streams.pages import PageRegistry
+from streams.topics import TopicNames, ensure_topics
+from streams.track import TrackingPolicy
+from streams.tracking.calendar import WorkingCalendar
+from streams.tracking.page_state import SpikePolicy
+
+log = logging.getLogger(__name__)
+VERSION = "0.1.0"
+
+
+def topic_names(settings: Settings) -> TopicNames:
+    return TopicNames(
+        raw_vk=settings.topic_raw_vk,
+        raw_telegram=settings.topic_raw_telegram,
+        events=settings.topic_events,
+        classified=settings.topic_classified,
+        flags=settings.topic_flags,
+        dead_letters=settings.topic_dead_letters,
+    )
+
+
+def tracking_policy(settings: Settings) -> TrackingPolicy:
+    return TrackingPolicy(
+        calendar=WorkingCalendar.parse(
+            timezone=settings.timezone,
+            working_hours=settings.working_hours,
+            working_days=settings.working_days,
+            holidays=settings.holidays,
+        ),
+        default_deadline_hours=settings.answer_deadline_hours,
+        spike=SpikePolicy(
+            window_seconds=settings.spike_window_seconds,
+            min_negative=settings.spike_min_negative,
+            min_share=settings.spike_min_share,
+        ),
+    )
+
+
+def stream_config(settings: Settings, bootstrap: str) -> StreamConfig:
+    return StreamConfig(
+        bootstrap=bootstrap,
+        app_id=settings.app_id,
+        partitions=settings.topic_partitions,
+        topics=topic_names(settings),
+        session_timeout=settings.broker_session_timeout_seconds,
+        heartbeat=settings.broker_heartbeat_seconds,
+        data_dir=settings.data_dir,
+        batch_size=settings.batch_size,
+        batch_wait=settings.batch_wait_seconds,
+        flag_policy=FlagPolicy(
+            toxic_threshold=settings.flag_toxic_threshold,
+            negative_threshold=settings.flag_negative_threshold,
+        ),
+        tracking=tracking_policy(settings),
+        sweep_interval=settings.sweep_interval_seconds,
+        clock_idle_seconds=settings.clock_idle_seconds,
+    )
+
+
+def load_classifier(settings: Settings):
+    from models.classifier import TextClassifier
+
+    return TextClassifier.load(
+        settings.model,
+        label_map=settings.label_map or None,
+        thresholds=settings.thresholds or None,
+        max_length=settings.max_text_length,
+        batch_size=settings.batch_size,
+        threads=settings.inference_threads,
+    )
+
+
+def build_streams(
+    settings: Settings, bootstrap: str, registry: CollectorRegistry = REGISTRY, classifier=None
+) -> DozorStreams:
+    """Everything a worker runs, not yet started (tests use it in-process too)."""
+    pages = PageRegistry.load(settings.pages_file)
+    classifier = classifier or load_classifier(settings)
+    metrics = DozorMetrics(registry)
+    metrics.worker_info.labels(version=VERSION, model=str(settings.model)).set(1)
+    for page in pages:
+        metrics.page_info.labels(
+            page_id=page.page_id, platform=page.platform, name=page.name,
+            municipality=page.municipality, category=page.category,
+        ).set(1)
+        metrics.init_page(page.page_id, classifier.labels)
+    streams = DozorStreams(stream_config(settings, bootstrap), classifier, pages, metrics)
+    registry.register(PageStateCollector(streams.page_views))
+    return streams
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run the Faust worker until interrupted; /metrics served on the metrics port."""
+    import faust
+
+    if not settings.kafka_bootstrap:
+        raise SystemExit(
+            "DOZOR_KAFKA_BOOTSTRAP is not set: point it at Kafka (host:port), "
+            "or run `dozor demo`, which starts an embedded broker"
+        )
+    bootstrap = settings.kafka_bootstrap
+    asyncio.run(
+        ensure_topics(bootstrap, topic_names(settings).all(), settings.topic_partitions)
+    )
+    streams = build_streams(settings, bootstrap)
+    server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    log.info(
+        "metrics on http://%s:%s/metrics", settings.metrics_host, server.server_port
+    )
+    print(f"dozor worker: metrics on http://{settings.metrics_host}:{server.server_port}/metrics",
+          flush=True)
+    worker = faust.Worker(streams.app, loglevel=loglevel, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        streams.close()
+        server.shutdown()

@@ -1,0 +1,1 @@
+"""Stream processing: topics, canonical records, agents and stream state."""

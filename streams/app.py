@@ -1,0 +1,380 @@
+"""The Faust application: topics, tables and agents, wired around the plain logic.
+
+Two agents, each a thin shell:
+
+* `normalize` — raw platform payloads → canonical events keyed by page (one partition owns
+  a page), or the dead-letter topic with the reason. It never stops on bad input.
+* `process` — canonical events in batches (up to `batch_size` or `batch_wait` seconds):
+  de-duplicate by event id, classify the comments off the event loop, send every classified
+  comment and every flag, and feed the page's answer-tracking state (a table backed by a
+  changelog topic). Clock ticks, sent by a timer into each owned partition, run the SLA sweep
+  inside the partition's own stream, so its table writes land in the right changelog.
+
+Offsets are committed after a batch is processed (at least once). A flag re-sent after a
+crash carries the same deterministic `flag_id`, and the `seen` table (also changelogged)
+suppresses most repeats before they are sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+from faust.streams import _current_event  # the event whose partition a table write goes to
+
+from streams.classify import Classified, classify_events
+from streams.dead_letter import dead_letter_record, encode
+from streams.events import CanonicalEvent
+from streams.flags import Flag, FlagPolicy, comment_flags
+from streams.metrics import DozorMetrics
+from streams.normalize import InvalidPayload
+from streams.normalize.vk import normalize_vk_bytes
+from streams.pages import PageRegistry
+from streams.topics import TopicNames
+from streams.track import PageRecord, PageView, TrackingPolicy, apply_event, effect_flags
+from streams.track import page_view, sweep
+from streams.tracking.effects import QuestionAnswered
+
+log = logging.getLogger(__name__)
+
+TICK_KEY = b"__tick__"
+#: An event dated further than this into the future does not move the stream clock.
+MAX_CLOCK_SKEW_SECONDS = 300.0
+#: How long event ids (and sent flag ids) are remembered for de-duplication.
+SEEN_RETENTION_SECONDS = 14 * 86400.0
+PRUNE_EVERY_TICKS = 60
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Plain values the stream app needs, handed down from the settings object."""
+
+    bootstrap: str
+    app_id: str = "dozor"
+    partitions: int = 4
+    topics: TopicNames = field(default_factory=TopicNames)
+    session_timeout: float = 10.0
+    heartbeat: float = 2.0
+    data_dir: Path = Path(".cache/dozor")
+    batch_size: int = 64
+    batch_wait: float = 0.05
+    flag_policy: FlagPolicy = field(default_factory=FlagPolicy)
+    tracking: TrackingPolicy | None = None
+    sweep_interval: float = 5.0
+    clock_idle_seconds: float = 30.0
+
+
+class Classifier:
+    """What the stream needs of a model (models.classifier.TextClassifier has it)."""
+
+    def predict(self, texts: list[str]) -> list[dict[str, float]]: ...
+    def labels_above(self, scores: dict[str, float]) -> list[str]: ...
+
+
+def broker_url(bootstrap: str) -> str:
+    return ";".join(f"kafka://{server.strip()}" for server in bootstrap.split(",") if server)
+
+
+def in_event_context(event: faust.types.EventT) -> None:
+    """Make `event` the current one, so table writes go to its partition's changelog.
+
+    `stream.take_events` yields a batch from several partitions; Faust would otherwise file
+    every write under the batch's last event.
+    """
+    _current_event.set(weakref.ref(event))
+
+
+class DozorStreams:
+    """The Faust app with Dozor's topics, tables and agents; state kept for metrics."""
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        classifier: Classifier,
+        pages: PageRegistry,
+        metrics: DozorMetrics,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        if config.tracking is None:
+            raise ValueError("StreamConfig.tracking is required")
+        self.config = config
+        self.classifier = classifier
+        self.pages = pages
+        self.metrics = metrics
+        self.wall_clock = wall_clock
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier")
+        self.views: dict[str, PageView] = {}
+        self.clock: dict[int, float] = {}
+        self.last_event_wall: dict[int, float] = {}
+        self.started_wall = wall_clock()
+        self.ticks = 0
+        self.app = self._build_app()
+
+    # --- wiring -------------------------------------------------------------------------------
+
+    def _build_app(self) -> faust.App:
+        c = self.config
+        app = faust.App(
+            c.app_id,
+            broker=broker_url(c.bootstrap),
+            store="memory://",  # tables are rebuilt from their changelog topics on start
+            datadir=str(c.data_dir),
+            topic_partitions=c.partitions,
+            web_enabled=False,
+            broker_session_timeout=c.session_timeout,
+            broker_heartbeat_interval=c.heartbeat,
+            broker_request_timeout=max(30.0, c.session_timeout * 2),
+            broker_rebalance_timeout=max(30.0, c.session_timeout * 2),
+            consumer_auto_offset_reset="earliest",
+            producer_acks=-1,
+            table_standby_replicas=0,
+            key_serializer="json",
+            value_serializer="json",
+        )
+        t = c.topics
+        raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
+               "value_serializer": "raw"}
+        self.raw_vk = app.topic(t.raw_vk, **raw)
+        self.events = app.topic(t.events, **raw)
+        self.classified = app.topic(t.classified, **raw)
+        self.flags = app.topic(t.flags, **raw)
+        self.dead_letters = app.topic(t.dead_letters, **raw)
+        self.page_table = app.Table(
+            "pages", default=None, key_type=str,
+            partitions=c.partitions,
+        )
+        self.seen = app.Table(
+            "seen", default=None, key_type=str,
+            partitions=c.partitions,
+        )
+        self.clock_table = app.Table(
+            "clock", default=None, key_type=str,
+            partitions=c.partitions,
+        )
+        app.agent(self.raw_vk, name="normalize")(self._normalize_agent)
+        app.agent(self.events, name="process")(self._process_agent)
+        app.timer(c.sweep_interval)(self._tick_timer)
+        return app
+
+    # --- agent: normalise -----------------------------------------------------------------------
+
+    async def _normalize_agent(self, stream) -> None:
+        async for event in stream.events():
+            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+            try:
+                canonical = normalize_vk_bytes(raw)
+            except InvalidPayload as error:
+                record = dead_letter_record(
+                    raw, error, topic=event.message.topic, partition=event.message.partition,
+                    offset=event.message.offset, platform="vk",
+                )
+                await self.dead_letters.send(key=event.key, value=encode(record))
+                self.metrics.dead_letters.labels(reason=error.reason).inc()
+                log.warning("dead letter %s at %s:%s", error, event.message.partition,
+                            event.message.offset)
+                continue
+            await self.events.send(key=canonical.page_id.encode(), value=canonical.to_json())
+
+    # --- agent: classify, flag, track -----------------------------------------------------------
+
+    async def _process_agent(self, stream) -> None:
+        c = self.config
+        async for batch in stream.take_events(c.batch_size, within=c.batch_wait):
+            await self.process_batch(batch)
+
+    async def process_batch(self, batch: list[faust.types.EventT]) -> None:
+        decoded: list[tuple[faust.types.EventT, CanonicalEvent | float]] = []
+        fresh: dict[str, CanonicalEvent] = {}
+        for event in batch:
+            item = self._decode(event)
+            if item is None:
+                continue
+            decoded.append((event, item))
+            if isinstance(item, CanonicalEvent) and self.seen.get(item.event_id) is None:
+                fresh.setdefault(item.event_id, item)
+        results = await self._classify(list(fresh.values()))
+        for event, item in decoded:
+            in_event_context(event)
+            partition = event.message.partition
+            if isinstance(item, CanonicalEvent):
+                await self._handle_event(item, results.get(item.event_id), partition)
+            else:
+                await self._handle_tick(item, partition)
+
+    def _decode(self, event) -> CanonicalEvent | float | None:
+        if event.key == TICK_KEY:
+            return float(json.loads(event.value)["tick"])
+        try:
+            return CanonicalEvent.from_dict(json.loads(event.value))
+        except (ValueError, TypeError, KeyError) as exc:  # written by us: a bug, not input
+            log.error("undecodable canonical event at %s: %s", event.message, exc)
+            return None
+
+    async def _classify(self, events: list[CanonicalEvent]) -> dict[str, Classified]:
+        texts_count = sum(1 for e in events if e.kind == "comment" and e.action != "delete")
+        if not texts_count:
+            return {}
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        results = await loop.run_in_executor(
+            self.executor,
+            classify_events,
+            events,
+            self.classifier.predict,
+            self.classifier.labels_above,
+        )
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_size.observe(len(results))
+        return results
+
+    async def _handle_event(
+        self, event: CanonicalEvent, classified: Classified | None, partition: int
+    ) -> None:
+        m = self.metrics
+        if self.seen.get(event.event_id) is not None:
+            m.duplicates.inc()
+            return
+        now = self._advance_clock(partition, event.created_at)
+        self.seen[event.event_id] = [now, partition]
+        m.events.labels(platform=event.platform, kind=event.kind, action=event.action).inc()
+        if event.created_at:
+            m.last_event_timestamp.labels(platform=event.platform).set(event.created_at)
+        page = self.pages.get(event.page_id)
+        flags: list[Flag] = []
+        if classified is not None:
+            m.comments.labels(page_id=event.page_id).inc()
+            for label in classified.labels:
+                m.comments_classified.labels(page_id=event.page_id, label=label).inc()
+            await self.classified.send(
+                key=event.page_id.encode(),
+                value=json.dumps(classified.to_record(), ensure_ascii=False).encode(),
+            )
+            flags.extend(comment_flags(event, classified.scores, page, self.config.flag_policy))
+
+        record = self._record(event.page_id, partition)
+        effects = apply_event(record, event, classified, page, self.config.tracking)
+        for effect in effects:
+            if isinstance(effect, QuestionAnswered):
+                m.answer_seconds.labels(platform=effect.platform).observe(effect.response_seconds)
+        flags.extend(effect_flags(effects, page, now))
+        self._store(record, now)
+        await self._send_flags(flags, partition, now)
+
+    async def _handle_tick(self, tick_wall: float, partition: int) -> None:
+        idle_since = self.last_event_wall.get(partition, self.started_wall)
+        if tick_wall - idle_since >= self.config.clock_idle_seconds:
+            now = self._advance_clock(partition, tick_wall, from_wall=True)
+        else:
+            now = self._clock_of(partition)
+        for page_id, value in list(self.page_table.items()):
+            if page_id is None or value is None or int(value["partition"]) != partition:
+                continue
+            record = PageRecord.from_value(value, self.config.tracking)
+            effects = sweep(record, now)
+            if effects:
+                self._store(record, now)
+                page = self.pages.get(page_id)
+                await self._send_flags(effect_flags(effects, page, now), partition, now)
+            else:
+                self.views[page_id] = page_view(record, now)
+        self.metrics.stream_time.set(max(self.clock.values(), default=0.0))
+        self.ticks += 1
+        if self.ticks % PRUNE_EVERY_TICKS == 0:
+            self._prune_seen(partition, now)
+
+    async def _send_flags(self, flags: list[Flag], partition: int, now: float) -> None:
+        for flag in flags:
+            key = f"flag:{flag.flag_id}"
+            if self.seen.get(key) is not None:
+                continue
+            self.seen[key] = [now, partition]
+            await self.flags.send(
+                key=flag.page_id.encode(),
+                value=json.dumps(flag.to_dict(), ensure_ascii=False).encode(),
+            )
+            self.metrics.flags.labels(page_id=flag.page_id, reason=flag.reason).inc()
+            log.info("flag %s %s %s", flag.reason, flag.page_id, flag.link)
+
+    # --- state helpers --------------------------------------------------------------------------
+
+    def _record(self, page_id: str, partition: int) -> PageRecord:
+        value = self.page_table.get(page_id)
+        if value is None:
+            return PageRecord.new(page_id, partition, self.config.tracking)
+        return PageRecord.from_value(value, self.config.tracking)
+
+    def _store(self, record: PageRecord, now: float) -> None:
+        page_id = record.state.page_id
+        self.page_table[page_id] = record.to_value()
+        self.views[page_id] = page_view(record, now)
+
+    def _clock_of(self, partition: int) -> float:
+        if partition not in self.clock:
+            stored = self.clock_table.get(str(partition))
+            self.clock[partition] = float(stored) if stored is not None else 0.0
+        return self.clock[partition]
+
+    def _advance_clock(self, partition: int, at: float, from_wall: bool = False) -> float:
+        """The partition's stream clock: newest event time; the wall clock when idle."""
+        current = self._clock_of(partition)
+        if not from_wall:
+            self.last_event_wall[partition] = self.wall_clock()
+            if not at or at > self.wall_clock() + MAX_CLOCK_SKEW_SECONDS:
+                return current
+        if at > current:
+            self.clock[partition] = at
+            self.clock_table[str(partition)] = at
+        return self.clock[partition]
+
+    def _prune_seen(self, partition: int, now: float) -> None:
+        cutoff = now - SEEN_RETENTION_SECONDS
+        for key, value in list(self.seen.items()):
+            if value and int(value[1]) == partition and float(value[0]) < cutoff:
+                del self.seen[key]
+
+    # --- timer ----------------------------------------------------------------------------------
+
+    async def _tick_timer(self) -> None:
+        """Send a clock tick into every events partition this worker owns."""
+        assigned = self.app.consumer.assignment() if self.app.consumer else set()
+        owned = {tp.partition for tp in assigned if tp.topic == self.config.topics.events}
+        now = self.wall_clock()
+        for partition in sorted(owned):
+            await self.events.send(
+                key=TICK_KEY, value=json.dumps({"tick": now}).encode(), partition=partition
+            )
+        for page_id in [p for p, v in self.views.items() if v.partition not in owned]:
+            self.views.pop(page_id, None)
+        await self._export_lag(assigned)
+
+    async def _export_lag(self, assigned) -> None:
+        consumer = self.app.consumer
+        for tp in assigned:
+            try:
+                highwater = consumer.highwater(tp)
+                position = await consumer.position(tp)
+            except Exception:  # lag is best effort; a rebalance may be under way
+                continue
+            if highwater is not None and position is not None:
+                self.metrics.consumer_lag.labels(topic=tp.topic, partition=str(tp.partition)).set(
+                    max(0, highwater - position)
+                )
+
+    def page_views(self) -> list[tuple[str, PageView]]:
+        return list(self.views.items())
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def decode_json(value: bytes) -> Any:
+    return json.loads(value)

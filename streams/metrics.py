@@ -1,0 +1,167 @@
+"""Every Prometheus metric Dozor exports, declared once with its kind and meaning.
+
+Naming follows the Prometheus conventions: `dozor_` prefix, base units (seconds, ratios
+0–1), counters declared without `_total` (client_python adds it), timestamps rather than
+"time since", descriptive labels in `dozor_page_info` to be joined in PromQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from streams.normalize.errors import DEAD_LETTER_REASONS
+
+FLAG_REASONS = ("toxic", "strongly_negative", "unanswered_question", "negative_spike")
+QUESTION_OUTCOMES = ("answered_in_time", "answered_late", "deleted")
+EVENT_KINDS = {"vk": (("post", ("new",)), ("comment", ("new", "edit", "delete", "restore")))}
+
+BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+ANSWER_SECONDS_BUCKETS = (
+    300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 86400, 2 * 86400, 3 * 86400, 7 * 86400,
+)
+
+
+class DozorMetrics:
+    """The worker's metrics on one registry (a fresh one per test, the global in production)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        r = registry
+        self.events = Counter(
+            "dozor_events", "Canonical events processed.", ["platform", "kind", "action"],
+            registry=r,
+        )
+        self.comments = Counter(
+            "dozor_comments", "Comments classified (new, edit, restore).", ["page_id"],
+            registry=r,
+        )
+        self.comments_classified = Counter(
+            "dozor_comments_classified",
+            "Classified comments whose label is above its threshold.",
+            ["page_id", "label"],
+            registry=r,
+        )
+        self.flags = Counter(
+            "dozor_flags", "Flags sent to moderators.", ["page_id", "reason"], registry=r
+        )
+        self.dead_letters = Counter(
+            "dozor_dead_letters", "Payloads sent to the dead-letter topic.", ["reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "dozor_duplicate_events", "Events dropped because their event id was seen.",
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "dozor_classifier_batch_seconds", "Wall time of one classifier batch.",
+            buckets=BATCH_SECONDS_BUCKETS, registry=r,
+        )
+        self.batch_size = Histogram(
+            "dozor_classifier_batch_size", "Texts per classifier batch.",
+            buckets=BATCH_SIZE_BUCKETS, registry=r,
+        )
+        self.last_event_timestamp = Gauge(
+            "dozor_last_event_timestamp_seconds",
+            "Event time (payload date) of the newest event seen.", ["platform"], registry=r,
+        )
+        self.page_info = Gauge(
+            "dozor_page_info", "Page registry; always 1. Join on page_id.",
+            ["page_id", "platform", "name", "municipality", "category"], registry=r,
+        )
+        self.answer_seconds = Histogram(
+            "dozor_answer_seconds", "Time from a question to the page's answer.",
+            ["platform"], buckets=ANSWER_SECONDS_BUCKETS, registry=r,
+        )
+        self.stream_time = Gauge(
+            "dozor_stream_time_seconds",
+            "Stream clock: newest event time, advanced by the wall clock when idle.",
+            registry=r,
+        )
+        self.consumer_lag = Gauge(
+            "dozor_consumer_lag_messages",
+            "High watermark minus position of the worker's consumer.",
+            ["topic", "partition"], registry=r,
+        )
+        self.worker_info = Gauge(
+            "dozor_worker_info", "The running worker and its model; always 1.",
+            ["version", "model"], registry=r,
+        )
+        for reason in DEAD_LETTER_REASONS:
+            self.dead_letters.labels(reason=reason)
+        for platform, kinds in EVENT_KINDS.items():
+            for kind, actions in kinds:
+                for action in actions:
+                    self.events.labels(platform=platform, kind=kind, action=action)
+
+    def init_page(self, page_id: str, labels: list[str]) -> None:
+        """Pre-initialise a page's series so rates start from zero, not from absence."""
+        self.comments.labels(page_id=page_id)
+        for label in labels:
+            self.comments_classified.labels(page_id=page_id, label=label)
+        for reason in FLAG_REASONS:
+            self.flags.labels(page_id=page_id, reason=reason)
+
+
+class PageStateCollector:
+    """Per-page answer-tracking metrics, read from the pages' durable state at scrape time.
+
+    They are derived from the table state (not process counters), so after a restart or a
+    rebalance they come back as they were: `dozor_questions_total` keeps counting where it
+    stopped, and a worker exports only the pages its partitions own.
+    `views` returns (page_id, view) pairs, view as `streams.track.PageView`.
+    """
+
+    def __init__(self, views: Callable[[], Iterable[tuple[str, object]]]) -> None:
+        self._views = views
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        open_ = GaugeMetricFamily(
+            "dozor_questions_open", "Questions waiting for the page's answer.", labels=["page_id"]
+        )
+        overdue = GaugeMetricFamily(
+            "dozor_questions_overdue", "Open questions past their answer deadline.",
+            labels=["page_id"],
+        )
+        oldest = GaugeMetricFamily(
+            "dozor_oldest_open_question_timestamp_seconds",
+            "When the oldest open question of the page was asked.", labels=["page_id"],
+        )
+        questions = CounterMetricFamily(
+            "dozor_questions", "Closed questions by outcome.", labels=["page_id", "outcome"]
+        )
+        posts = CounterMetricFamily(
+            "dozor_posts", "Posts published by the page.", labels=["page_id"]
+        )
+        last_post = GaugeMetricFamily(
+            "dozor_last_post_timestamp_seconds", "Time of the page's newest post.",
+            labels=["page_id"],
+        )
+        negative = GaugeMetricFamily(
+            "dozor_page_negative_comments",
+            "Negative comments in the spike window (event time).", labels=["page_id"],
+        )
+        share = GaugeMetricFamily(
+            "dozor_page_negative_share",
+            "Negative share of comments in the spike window (0-1).", labels=["page_id"],
+        )
+        for page_id, view in list(self._views()):
+            snap = view.snapshot
+            open_.add_metric([page_id], snap.open_questions)
+            overdue.add_metric([page_id], snap.overdue_questions)
+            if snap.oldest_open_asked_at is not None:
+                oldest.add_metric([page_id], snap.oldest_open_asked_at)
+            for outcome in QUESTION_OUTCOMES:
+                questions.add_metric([page_id, outcome], view.counts.get(outcome, 0))
+            posts.add_metric([page_id], snap.posts_total)
+            if snap.last_post_at is not None:
+                last_post.add_metric([page_id], snap.last_post_at)
+            negative.add_metric([page_id], snap.negative_count)
+            share.add_metric([page_id], snap.negative_share)
+        yield from (open_, overdue, oldest, questions, posts, last_post, negative, share)

@@ -1,0 +1,168 @@
+"""Answer tracking as the stream sees it: one page's record, its effects as flags and counts.
+
+Plain and synchronous: the Faust agent (streams/app.py) only loads a record from its table,
+calls these functions with the page's events and the stream clock, and stores it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.classify import Classified
+from streams.events import CanonicalEvent
+from streams.flags import Flag, make_flag
+from streams.metrics import QUESTION_OUTCOMES
+from streams.pages import Page
+from streams.tracking.calendar import WorkingCalendar, answer_deadline
+from streams.tracking.effects import (
+    Effect,
+    NegativeSpike,
+    QuestionAnswered,
+    QuestionDeleted,
+    QuestionOverdue,
+)
+from streams.tracking.page_state import PageSnapshot, PageState, SpikePolicy
+
+
+@dataclass(frozen=True)
+class TrackingPolicy:
+    """Deadlines and spikes (values from settings; per-page deadlines from the registry)."""
+
+    calendar: WorkingCalendar
+    default_deadline_hours: float = 8.0
+    spike: SpikePolicy = field(default_factory=SpikePolicy)
+
+
+@dataclass
+class PageRecord:
+    """A page's table value: its tracking state, its partition and its lifetime counts.
+
+    The counts (questions by outcome) live here rather than in process-local counters, so
+    `dozor_questions_total` survives a restart or a move of the page to another worker.
+    """
+
+    state: PageState
+    partition: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, page_id: str, partition: int, policy: TrackingPolicy) -> PageRecord:
+        return cls(PageState(page_id, policy.spike), partition, {o: 0 for o in QUESTION_OUTCOMES})
+
+    @classmethod
+    def from_value(cls, value: dict[str, Any], policy: TrackingPolicy) -> PageRecord:
+        return cls(
+            PageState.from_dict(value["state"], policy.spike),
+            int(value["partition"]),
+            {**{o: 0 for o in QUESTION_OUTCOMES}, **value.get("counts", {})},
+        )
+
+    def to_value(self) -> dict[str, Any]:
+        return {"state": self.state.to_dict(), "partition": self.partition, "counts": self.counts}
+
+
+def deadline_for(page: Page, asked_at: float, policy: TrackingPolicy) -> float:
+    """When the page must have answered a question asked at `asked_at`."""
+    hours = page.answer_deadline_hours
+    if hours is None:
+        hours = policy.default_deadline_hours
+    return answer_deadline(policy.calendar, asked_at, hours, page.deadline_mode)
+
+
+def apply_event(
+    record: PageRecord,
+    event: CanonicalEvent,
+    classified: Classified | None,
+    page: Page,
+    policy: TrackingPolicy,
+) -> list[Effect]:
+    """Feed one event of the page to its state; returns the effects, counts updated."""
+    labels = classified.labels if classified else []
+    is_question = "question" in labels and not event.by_page
+    deadline_at = deadline_for(page, event.created_at, policy) if is_question else 0.0
+    effects = record.state.apply(
+        event,
+        is_question=is_question,
+        is_negative="negative" in labels,
+        deadline_at=deadline_at,
+    )
+    count_outcomes(record, effects)
+    return effects
+
+
+def sweep(record: PageRecord, now: float) -> list[Effect]:
+    """Advance the page to the stream clock `now`: overdue questions, pruning."""
+    effects = record.state.sweep(now)
+    count_outcomes(record, effects)
+    return effects
+
+
+def count_outcomes(record: PageRecord, effects: list[Effect]) -> None:
+    for effect in effects:
+        if isinstance(effect, (QuestionAnswered, QuestionDeleted)):
+            record.counts[effect.outcome] = record.counts.get(effect.outcome, 0) + 1
+
+
+def effect_flags(effects: list[Effect], page: Page, now: float) -> list[Flag]:
+    """The flags a moderator must see for these effects: overdue questions, spikes."""
+    flags = []
+    for effect in effects:
+        if isinstance(effect, QuestionOverdue):
+            flags.append(
+                make_flag(
+                    "unanswered_question",
+                    page,
+                    platform=effect.platform,
+                    item_id=effect.item_id,
+                    thread_id=effect.thread_id,
+                    author_id=effect.author_id,
+                    text=effect.text,
+                    link=effect.url,
+                    created_at=effect.asked_at,
+                    flagged_at=now,
+                    details={
+                        "asked_at": effect.asked_at,
+                        "deadline_at": effect.deadline_at,
+                        "age_seconds": effect.age_seconds,
+                    },
+                )
+            )
+        elif isinstance(effect, NegativeSpike):
+            flags.append(
+                make_flag(
+                    "negative_spike",
+                    page,
+                    platform=effect.platform,
+                    # One flag per episode: the comment that tipped the window names it.
+                    item_id=f"spike:{effect.item_id}",
+                    thread_id=effect.thread_id,
+                    author_id="",
+                    text=effect.text,
+                    link=effect.url,
+                    created_at=effect.window_end,
+                    flagged_at=now,
+                    details={
+                        "negative_count": effect.negative_count,
+                        "comments_in_window": effect.comments_in_window,
+                        "share": effect.share,
+                        "window_start": effect.window_start,
+                        "window_end": effect.window_end,
+                        "negative_item_ids": list(effect.negative_item_ids),
+                    },
+                )
+            )
+    return flags
+
+
+@dataclass(frozen=True)
+class PageView:
+    """What metrics and `dozor pages` show of one page at one stream time."""
+
+    snapshot: PageSnapshot
+    counts: dict[str, int]
+    partition: int
+
+
+def page_view(record: PageRecord, now: float) -> PageView:
+    return PageView(record.state.snapshot(now), dict(record.counts), record.partition)

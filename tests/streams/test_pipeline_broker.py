@@ -1,0 +1,154 @@
+"""End to end on a real Kafka-protocol broker: raw VK payloads in → flags, classified, DLQ.
+
+The worker runs as `dozor worker` and loads an oracle checkpoint (tests/checkpoints.py)
+through the real loading code, so the flags it must raise are known in advance
+(tests/fixtures/vk/README.md explains each).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.checkpoints import build_oracle_checkpoint
+from tests.helpers import consume_json, metric_samples, replay_file, wait_for
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vk"
+pytestmark = pytest.mark.broker
+
+COMMENT_REASONS = {"toxic", "strongly_negative"}
+
+
+@pytest.fixture(scope="module")
+def oracle_model(tmp_path_factory) -> Path:
+    labels = json.loads((FIXTURES / "pipeline_labels.json").read_text(encoding="utf-8"))
+    answers = {
+        text: {
+            "question": 0.95 if v["question"] else 0.02,
+            "negative": v["negative"],
+            "toxic": v["toxic"],
+        }
+        for text, v in labels.items()
+    }
+    return build_oracle_checkpoint(tmp_path_factory.mktemp("oracle") / "m", answers)
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict:
+    return json.loads((FIXTURES / "pipeline_expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def replayed(kafka_bootstrap, oracle_model, expected, tmp_path_factory):
+    """Run one worker over the recorded fixture; collect what it produced."""
+    import uuid
+
+    from tests.conftest import WorkerProcess, worker_environment
+    from services.broker import free_port
+
+    tmp = tmp_path_factory.mktemp("pipeline")
+    prefix = f"p{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = worker_environment(kafka_bootstrap, oracle_model, tmp / "data", prefix, port)
+    worker = WorkerProcess(env=env, log_path=tmp / "worker.log", metrics_port=port).start()
+    try:
+        sent = replay_file(FIXTURES / "pipeline_events.jsonl", kafka_bootstrap, f"{prefix}.raw.vk")
+        n_flags = len(expected["flags"])
+        flags = consume_json(
+            kafka_bootstrap, f"{prefix}.flags",
+            until=lambda objs: sum(o["reason"] in COMMENT_REASONS for o in objs) >= n_flags,
+            timeout=90,
+        )
+        classified = consume_json(
+            kafka_bootstrap, f"{prefix}.classified",
+            until=lambda objs: len(objs) >= expected["comments"], timeout=60,
+        )
+        dead = consume_json(
+            kafka_bootstrap, f"{prefix}.dead-letters",
+            until=lambda objs: len(objs) >= len(expected["dead_letters"]), timeout=30,
+        )
+        metrics = wait_for(
+            lambda: (t := worker.metrics())
+            and sum(metric_samples(t, "dozor_comments_total").values()) >= expected["comments"]
+            and t,
+            timeout=30, message="comment counters",
+        )
+        yield {
+            "sent": sent, "flags": flags, "classified": classified, "dead": dead,
+            "metrics": metrics, "worker": worker, "prefix": prefix,
+        }
+    finally:
+        worker.stop()
+
+
+def test_expected_flags_arrive_once_with_pages_reasons_and_links(replayed, expected):
+    got = sorted(
+        (f["page_id"], f["item_id"], f["reason"], f["link"])
+        for f in replayed["flags"] if f["reason"] in COMMENT_REASONS
+    )
+    want = sorted((f["page_id"], f["item_id"], f["reason"], f["link"]) for f in expected["flags"])
+    assert got == want
+    assert len({f["flag_id"] for f in replayed["flags"]}) == len(replayed["flags"])
+    one = next(f for f in replayed["flags"] if f["reason"] == "toxic")
+    assert one["text"] and one["scores"]["toxic"] >= 0.5 and one["page_name"]
+
+
+def test_classified_count_equals_comments(replayed, expected):
+    assert len(replayed["classified"]) == expected["comments"]
+    record = replayed["classified"][0]
+    assert set(record["scores"]) == {"question", "negative", "toxic"}
+    assert isinstance(record["labels"], list)
+
+
+def test_malformed_lines_are_dead_lettered_with_reason_and_original_bytes(replayed, expected):
+    import base64
+
+    lines = (FIXTURES / "pipeline_events.jsonl").read_bytes().splitlines()
+    dead = replayed["dead"]
+    assert len(dead) == len(expected["dead_letters"])
+    for want in expected["dead_letters"]:
+        original = lines[want["line"] - 1]
+        match = [d for d in dead if base64.b64decode(d["payload_base64"]) == original]
+        assert match, f"line {want['line']} not in the dead-letter topic"
+        assert want["reason_contains"].lower() in (match[0]["reason"] + match[0]["detail"]).lower()
+
+
+def test_worker_keeps_going_after_bad_input(replayed):
+    """Events after the malformed lines were processed, and the worker is still up."""
+    assert replayed["worker"].process.poll() is None
+    assert len(replayed["classified"]) > 10
+
+
+def test_metrics_show_the_replay_and_pass_promtool(replayed, expected, tmp_path):
+    text = replayed["metrics"]
+    comments = metric_samples(text, "dozor_comments_total")
+    assert sum(comments.values()) == expected["comments"]
+    flags = metric_samples(text, "dozor_flags_total")
+    by_reason: dict[str, float] = {}
+    for labels, value in flags.items():
+        by_reason[dict(labels)["reason"]] = by_reason.get(dict(labels)["reason"], 0) + value
+    assert by_reason["toxic"] == sum(f["reason"] == "toxic" for f in expected["flags"])
+    assert by_reason["strongly_negative"] == sum(
+        f["reason"] == "strongly_negative" for f in expected["flags"]
+    )
+    dead = metric_samples(text, "dozor_dead_letters_total")
+    assert sum(dead.values()) == len(expected["dead_letters"])
+    assert dead[(("reason", "unsupported_type"),)] == 1
+    assert sum(metric_samples(text, "dozor_duplicate_events_total").values()) == expected[
+        "duplicates"
+    ]
+    events = metric_samples(text, "dozor_events_total")
+    assert events[(("action", "new"), ("kind", "comment"), ("platform", "vk"))] >= 20
+    assert sum(metric_samples(text, "dozor_classifier_batch_size_count").values()) >= 1
+    assert metric_samples(text, "dozor_last_event_timestamp_seconds")[(("platform", "vk"),)] > 1.7e9
+    path = tmp_path / "metrics.txt"
+    path.write_text(text)
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], stdin=path.open(), capture_output=True, text=True
+    )
+    assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
+        result.stdout + result.stderr
+    )
