@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("file", type=Path, help="JSONL file, one payload per line")
     replay.add_argument("--rate", type=float, default=None,
                         help="events per second (default: as fast as possible)")
+    replay.add_argument(
+        "--advance-clock-to", metavar="TIME", default=None,
+        help="after the worker has consumed the replay, advance the stream clock to TIME "
+        "(ISO 8601 with offset, e.g. 2026-03-04T18:00+03:00, or unix seconds): deadlines "
+        "up to TIME pass, as if the replayed period had been lived through",
+    )
     replay.set_defaults(handler=cmd_replay)
 
     classify = sub.add_parser(
@@ -141,7 +147,7 @@ def cmd_worker(args) -> int:
 def cmd_replay(args) -> int:
     from tqdm import tqdm
 
-    from services.replay import read_lines, replay_lines
+    from services.replay import advance_clock, read_lines, replay_lines, wait_until_consumed
 
     settings = load_settings()
     if not settings.kafka_bootstrap:
@@ -154,7 +160,32 @@ def cmd_replay(args) -> int:
             replay_lines(settings.kafka_bootstrap, settings.topic_raw_vk, lines, args.rate, bar)
         )
     print(f"sent {report.sent} payloads to {settings.topic_raw_vk}", file=sys.stderr)
+    if args.advance_clock_to:
+        at = parse_time(args.advance_clock_to)
+        asyncio.run(wait_until_consumed(
+            settings.kafka_bootstrap, settings.app_id, settings.topic_raw_vk, report.next_offsets
+        ))
+        n = asyncio.run(advance_clock(settings.kafka_bootstrap, settings.topic_events, at))
+        print(f"stream clock advanced to {args.advance_clock_to} on {n} partitions",
+              file=sys.stderr)
     return 0
+
+
+def parse_time(text: str) -> float:
+    """Unix seconds or ISO 8601 with an offset → unix seconds."""
+    from datetime import datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SystemExit(f"{text!r}: expected ISO 8601 like 2026-03-04T18:00+03:00") from None
+    if moment.tzinfo is None:
+        raise SystemExit(f"{text!r}: give the time zone offset, e.g. +03:00")
+    return moment.timestamp()
 
 
 def iter_texts(stream):

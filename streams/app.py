@@ -73,6 +73,22 @@ class StreamConfig:
     clock_idle_seconds: float = 30.0
 
 
+@dataclass(frozen=True)
+class Tick:
+    """A clock message in the events topic: the stream time may advance to `at`.
+
+    The timer sends wall-clock ticks (used once the partition is idle); `dozor replay
+    --advance-clock-to` sends forced ones, to close a replayed day as if it had been lived.
+    """
+
+    at: float
+    force: bool = False
+
+
+def tick_message(at: float, force: bool = False) -> bytes:
+    return json.dumps({"tick": at, "force": force}).encode()
+
+
 class Classifier:
     """What the stream needs of a model (models.classifier.TextClassifier has it)."""
 
@@ -192,7 +208,7 @@ class DozorStreams:
             await self.process_batch(batch)
 
     async def process_batch(self, batch: list[faust.types.EventT]) -> None:
-        decoded: list[tuple[faust.types.EventT, CanonicalEvent | float]] = []
+        decoded: list[tuple[faust.types.EventT, CanonicalEvent | Tick]] = []
         fresh: dict[str, CanonicalEvent] = {}
         for event in batch:
             item = self._decode(event)
@@ -210,9 +226,10 @@ class DozorStreams:
             else:
                 await self._handle_tick(item, partition)
 
-    def _decode(self, event) -> CanonicalEvent | float | None:
+    def _decode(self, event) -> CanonicalEvent | Tick | None:
         if event.key == TICK_KEY:
-            return float(json.loads(event.value)["tick"])
+            data = json.loads(event.value)
+            return Tick(float(data["tick"]), bool(data.get("force", False)))
         try:
             return CanonicalEvent.from_dict(json.loads(event.value))
         except (ValueError, TypeError, KeyError) as exc:  # written by us: a bug, not input
@@ -261,7 +278,9 @@ class DozorStreams:
             flags.extend(comment_flags(event, classified.scores, page, self.config.flag_policy))
 
         record = self._record(event.page_id, partition)
-        effects = apply_event(record, event, classified, page, self.config.tracking)
+        # Time has reached this event: deadlines before it have passed, whenever ticks ran.
+        effects = sweep(record, event.created_at) if event.created_at else []
+        effects += apply_event(record, event, classified, page, self.config.tracking, now)
         for effect in effects:
             if isinstance(effect, QuestionAnswered):
                 m.answer_seconds.labels(platform=effect.platform).observe(effect.response_seconds)
@@ -269,10 +288,10 @@ class DozorStreams:
         self._store(record, now)
         await self._send_flags(flags, partition, now)
 
-    async def _handle_tick(self, tick_wall: float, partition: int) -> None:
+    async def _handle_tick(self, tick: Tick, partition: int) -> None:
         idle_since = self.last_event_wall.get(partition, self.started_wall)
-        if tick_wall - idle_since >= self.config.clock_idle_seconds:
-            now = self._advance_clock(partition, tick_wall, from_wall=True)
+        if tick.force or tick.at - idle_since >= self.config.clock_idle_seconds:
+            now = self._advance_clock(partition, tick.at, from_wall=True)
         else:
             now = self._clock_of(partition)
         for page_id, value in list(self.page_table.items()):
@@ -349,9 +368,7 @@ class DozorStreams:
         owned = {tp.partition for tp in assigned if tp.topic == self.config.topics.events}
         now = self.wall_clock()
         for partition in sorted(owned):
-            await self.events.send(
-                key=TICK_KEY, value=json.dumps({"tick": now}).encode(), partition=partition
-            )
+            await self.events.send(key=TICK_KEY, value=tick_message(now), partition=partition)
         for page_id in [p for p, v in self.views.items() if v.partition not in owned]:
             self.views.pop(page_id, None)
         await self._export_lag(assigned)

@@ -76,8 +76,12 @@ def apply_event(
     classified: Classified | None,
     page: Page,
     policy: TrackingPolicy,
+    now: float | None = None,
 ) -> list[Effect]:
-    """Feed one event of the page to its state; returns the effects, counts updated."""
+    """Feed one event of the page to its state; returns the effects, counts updated.
+
+    `now` (the stream clock) dates events that carry no time of their own (VK deletes).
+    """
     labels = classified.labels if classified else []
     is_question = "question" in labels and not event.by_page
     deadline_at = deadline_for(page, event.created_at, policy) if is_question else 0.0
@@ -86,6 +90,7 @@ def apply_event(
         is_question=is_question,
         is_negative="negative" in labels,
         deadline_at=deadline_at,
+        now=now if event.action == "delete" else None,
     )
     count_outcomes(record, effects)
     return effects

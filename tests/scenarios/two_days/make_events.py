@@ -147,6 +147,7 @@ def post_object(owner: int, post_id: int, date: int, text: str) -> dict:
         "date": date,
         "marked_as_ads": 0,
         "post_type": "post",
+        "inner_type": "wall_wallpost",
         "text": text,
         "can_edit": 1,
         "can_delete": 1,

@@ -1,0 +1,129 @@
+"""`dozor model train` and `dozor model eval`: thin shells over models/training/.
+
+Heavy imports (torch, transformers, scikit-learn) happen inside the handlers, so `dozor --help`
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
+DEFAULT_CONFIG = REPO_ROOT / "models" / "training" / "default.yaml"
+DEFAULT_DATA_DIR = "/work/shared/data"
+
+TRAIN_DESCRIPTION = """\
+Two modes.
+
+Reproduce the default model (no --data): read the public datasets under --data-dir, split
+them with the config's fixed seed, train a WordPiece tokenizer and a small BERT classifier
+(labels question, negative, toxic, positive), choose per-label thresholds on the validation
+split and write a transformers checkpoint plus dozor.json to --output.
+
+Fine-tune on your own comments (--data my.csv): start from --base-model and train on a CSV
+with columns `text` and `label` (label: question, negative, toxic, positive, or none; several
+labels separated by ';'). 15% of the rows (fixed seed) are kept aside to choose thresholds.
+The result goes to --output; the starting model is left untouched.
+"""
+
+EVAL_DESCRIPTION = """\
+Score a model on every held-out split of the public datasets (RuSentiment test, RuSentiTweet
+held-out part, SentiRuEval-2015 test, CEDR test, RUSSE-2022 detox test, 2ch/pikabu held-out
+part, RuBQ/TREC questions and '?'-stripped weak-label questions). In the same run, train the
+TF-IDF + logistic-regression baseline and the question keyword rules on the same training
+split and score them too. Writes report.md and report.json to --report-dir.
+"""
+
+
+def register(subparsers) -> None:
+    """Add the `model` command (with `train` and `eval`) to the `dozor` sub-command parser."""
+    model = subparsers.add_parser(
+        "model", help="train, fine-tune and evaluate the comment classifier",
+        description="Train, fine-tune and evaluate the Dozor comment classifier.",
+    )
+    sub = model.add_subparsers(dest="model_command", metavar="ACTION", required=True)
+
+    train = sub.add_parser(
+        "train", help="reproduce the default model, or fine-tune it on your labelled CSV",
+        description=TRAIN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                       help=f"training config (YAML) for the default model (default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
+    train.add_argument("--data-dir", default=None,
+                       help=f"folder with the public datasets (default: the config's data_dir, {DEFAULT_DATA_DIR})")
+    train.add_argument("--data", type=Path, default=None,
+                       help="your labelled CSV (columns text,label); switches to fine-tuning --base-model")
+    train.add_argument("--base-model", type=Path, default=DEFAULT_MODEL_DIR,
+                       help="model to fine-tune with --data (default: models/default)")
+    train.add_argument("--output", type=Path, default=None,
+                       help="where to write the checkpoint (default: models/default when reproducing; "
+                            "required with --data)")
+    train.add_argument("--epochs", type=int, default=None,
+                       help="training epochs (default: the config's epochs; 3 when fine-tuning)")
+    train.add_argument("--learning-rate", type=float, default=None,
+                       help="peak learning rate (default: the config's; 2e-4 when fine-tuning)")
+    train.add_argument("--seed", type=int, default=None, help="random seed (default: the config's, 13)")
+    train.add_argument("--time-budget-minutes", type=float, default=None,
+                       help="stop training after this many minutes, keeping the best epoch so far "
+                            "(default: the config's; 30 when fine-tuning)")
+    train.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    train.add_argument("--max-rows-per-source", type=int, default=None,
+                       help="cap rows per dataset, for a quick trial run (default: all rows)")
+    train.set_defaults(handler=cmd_model_train)
+
+    evaluate = sub.add_parser(
+        "eval", help="score a model and the baselines on every held-out split",
+        description=EVAL_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
+                          help="model directory to evaluate (default: models/default)")
+    evaluate.add_argument("--report-dir", type=Path, default=Path("reports/model-eval"),
+                          help="where to write report.md and report.json (default: reports/model-eval)")
+    evaluate.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
+                          help=f"folder with the public datasets (default: {DEFAULT_DATA_DIR})")
+    evaluate.add_argument("--seed", type=int, default=13,
+                          help="split seed; must equal the training seed, or held-out rows leak (default: 13)")
+    evaluate.add_argument("--no-baselines", action="store_true",
+                          help="skip training and scoring the TF-IDF and rule baselines")
+    evaluate.add_argument("--max-rows-per-source", type=int, default=None,
+                          help="cap rows per dataset, for a quick trial run (default: all rows)")
+    evaluate.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    evaluate.set_defaults(handler=cmd_model_eval)
+
+
+def cmd_model_train(args) -> int:
+    if args.data is not None:
+        if args.output is None:
+            raise SystemExit("--output is required with --data (the base model is not overwritten)")
+        from models.training.train import fine_tune
+
+        options = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.learning_rate,
+                                     "seed": args.seed, "time_budget_minutes": args.time_budget_minutes}.items() if v is not None}
+        summary = fine_tune(args.base_model, args.data, args.output, threads=args.threads, **options)
+        print(f"fine-tuned {args.base_model} on {summary['train_examples']} rows "
+              f"({summary['validation_examples']} kept for thresholds) → {args.output}")
+        print(f"thresholds: {summary['thresholds']}")
+        return 0
+
+    from models.training.train import TrainConfig, train_default
+
+    config = TrainConfig.from_yaml(
+        args.config, data_dir=args.data_dir, epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed,
+        time_budget_minutes=args.time_budget_minutes, threads=args.threads, max_rows_per_source=args.max_rows_per_source,
+    )
+    output = args.output or DEFAULT_MODEL_DIR
+    summary = train_default(config, output)
+    print(f"trained in {summary['minutes']} min → {output}")
+    print(f"thresholds: {summary['thresholds']}")
+    return 0
+
+
+def cmd_model_eval(args) -> int:
+    from models.training.evaluate import evaluate
+
+    report = evaluate(args.model, args.report_dir, args.data_dir, seed=args.seed, baselines=not args.no_baselines,
+                      max_rows_per_source=args.max_rows_per_source, threads=args.threads)
+    print((Path(args.report_dir) / "report.md").read_text(encoding="utf-8"))
+    return 0

@@ -1,0 +1,211 @@
+"""Answer tracking on a real broker: the two-day scenario, uninterrupted and with a SIGKILL.
+
+tests/scenarios/two_days/README.md explains, event by event, why each flag and each count is
+expected. The worker loads an oracle checkpoint built from the scenario's labels, and its
+stream clock follows event time only (DOZOR_CLOCK_IDLE_SECONDS is huge); after the replay the
+clock is advanced to the scenario's end, Wed 18:00, as `dozor replay --advance-clock-to` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+from services.broker import free_port
+from services.replay import advance_clock, read_lines, replay_lines, wait_until_consumed
+from tests.checkpoints import build_oracle_checkpoint
+from tests.conftest import WorkerProcess, worker_environment
+from tests.helpers import consume_json, metric_samples, wait_for
+
+SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "two_days"
+TRACKING_REASONS = {"unanswered_question", "negative_spike"}
+pytestmark = pytest.mark.broker
+
+
+@pytest.fixture(scope="module")
+def expected() -> dict:
+    return json.loads((SCENARIO / "expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def scenario_model(tmp_path_factory) -> Path:
+    labels = json.loads((SCENARIO / "labels.json").read_text(encoding="utf-8"))
+    answers = {
+        text: {
+            "question": 0.95 if v["question"] else 0.02,
+            "negative": 0.9 if v["negative"] else 0.05,
+            "toxic": 0.9 if v["toxic"] else 0.01,
+        }
+        for text, v in labels.items()
+    }
+    # strongly_negative flags are out of this scenario's scope: keep them off.
+    return build_oracle_checkpoint(tmp_path_factory.mktemp("scenario") / "m", answers)
+
+
+def expected_flags(expected: dict) -> list[tuple[str, str, str]]:
+    """Flags once the stream has lived through both days.
+
+    The late answer of question 2001 comes after its deadline: time reaching the answer
+    passes the deadline first, so its overdue flag is always raised (the pure test also
+    covers the schedule where no sweep ran in between).
+    """
+    flags = expected["flags"] + expected["flags_if_swept_before_late_answer"]
+    return sorted(
+        (f["page_id"], f"spike:{f['item_id']}" if f["reason"] == "negative_spike" else f["item_id"],
+         f["reason"])
+        for f in flags
+    )
+
+
+def tracking_metrics(text: str) -> dict:
+    """The state-derived metrics that must survive a crash, as comparable plain data."""
+    names = (
+        "dozor_questions_total", "dozor_questions_open", "dozor_questions_overdue",
+        "dozor_posts_total", "dozor_last_post_timestamp_seconds",
+        "dozor_oldest_open_question_timestamp_seconds",
+    )
+    return {name: metric_samples(text, name) for name in names}
+
+
+def expected_metrics(expected: dict) -> dict:
+    want: dict = {}
+    for page_id, counts in expected["pages"].items():
+        for outcome in ("answered_in_time", "answered_late", "deleted"):
+            want[("dozor_questions_total", page_id, outcome)] = counts[outcome]
+        want[("dozor_questions_open", page_id)] = counts["open"]
+        want[("dozor_questions_overdue", page_id)] = counts["overdue"]
+        want[("dozor_posts_total", page_id)] = counts["posts_total"]
+        want[("dozor_last_post_timestamp_seconds", page_id)] = counts["last_post_at"]
+    return want
+
+
+def flatten(metrics: dict) -> dict:
+    flat = {}
+    for name, samples in metrics.items():
+        for labels, value in samples.items():
+            d = dict(labels)
+            key = (name, d["page_id"], d["outcome"]) if "outcome" in d else (name, d["page_id"])
+            flat[key] = value
+    return flat
+
+
+class ScenarioRun:
+    def __init__(self, bootstrap: str, model: Path, tmp: Path) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = f"s{uuid.uuid4().hex[:8]}"
+        self.model = model
+        self.tmp = tmp
+        self.workers: list[WorkerProcess] = []
+        self.next_offsets: dict[int, int] = {}
+
+    def start_worker(self) -> WorkerProcess:
+        port = free_port()
+        env = worker_environment(
+            self.bootstrap, self.model, self.tmp / f"data{len(self.workers)}", self.prefix, port
+        )
+        env.update(
+            DOZOR_PAGES_FILE=str(SCENARIO / "pages.yaml"),
+            DOZOR_CLOCK_IDLE_SECONDS="1000000000",
+            DOZOR_FLAG_NEGATIVE_THRESHOLD="1.01",
+        )
+        worker = WorkerProcess(
+            env=env, log_path=self.tmp / f"worker{len(self.workers)}.log", metrics_port=port
+        )
+        self.workers.append(worker)
+        return worker.start()
+
+    def replay(self, lines: list[bytes]) -> None:
+        report = asyncio.run(replay_lines(self.bootstrap, f"{self.prefix}.raw.vk", lines))
+        for partition, offset in report.next_offsets.items():
+            self.next_offsets[partition] = max(self.next_offsets.get(partition, 0), offset)
+
+    def finish(self, end_at: float, n_flags: int) -> tuple[list[dict], dict]:
+        """Close the period at `end_at`; returns the flags and the settled tracking metrics."""
+        asyncio.run(wait_until_consumed(
+            self.bootstrap, self.prefix, f"{self.prefix}.raw.vk", self.next_offsets
+        ))
+        asyncio.run(advance_clock(self.bootstrap, f"{self.prefix}.events", end_at))
+        flags = consume_json(
+            self.bootstrap, f"{self.prefix}.flags",
+            until=lambda objs: sum(o["reason"] in TRACKING_REASONS for o in objs) >= n_flags,
+            timeout=90,
+        )
+        worker = self.workers[-1]
+
+        def settled():
+            first = tracking_metrics(worker.metrics())
+            # The clock has reached end_at when the last page shows its overdue question.
+            if not any(v for v in first["dozor_questions_overdue"].values()):
+                return None
+            return first
+
+        metrics = wait_for(settled, timeout=60, message="tracking metrics at end_at")
+        return flags, metrics
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(kafka_bootstrap, scenario_model, expected, tmp_path_factory):
+    run = ScenarioRun(kafka_bootstrap, scenario_model, tmp_path_factory.mktemp("straight"))
+    try:
+        run.start_worker()
+        run.replay(read_lines(SCENARIO / "events.jsonl"))
+        yield run.finish(expected["end_at"], len(expected_flags(expected)))
+    finally:
+        run.stop()
+
+
+@pytest.fixture(scope="module")
+def interrupted(kafka_bootstrap, scenario_model, expected, tmp_path_factory):
+    """SIGKILL the worker while it is in the middle of the scenario, then start another."""
+    run = ScenarioRun(kafka_bootstrap, scenario_model, tmp_path_factory.mktemp("killed"))
+    lines = read_lines(SCENARIO / "events.jsonl")
+    half = len(lines) // 2
+    try:
+        first = run.start_worker()
+        run.replay(lines[:half])
+        wait_for(
+            lambda: sum(metric_samples(first.metrics(), "dozor_events_total").values()) >= half / 2,
+            timeout=60, message="the first half under way",
+        )
+        first.kill()
+        run.replay(lines[half:])
+        run.start_worker()
+        yield run.finish(expected["end_at"], len(expected_flags(expected)))
+    finally:
+        run.stop()
+
+
+def test_scenario_flags(uninterrupted, expected):
+    flags, _ = uninterrupted
+    got = sorted(
+        (f["page_id"], f["item_id"], f["reason"]) for f in flags if f["reason"] in TRACKING_REASONS
+    )
+    assert got == expected_flags(expected)
+    overdue = next(f for f in flags if f["reason"] == "unanswered_question")
+    assert overdue["link"].startswith("https://vk.com/wall-")
+    assert overdue["details"]["age_seconds"] > 0 and overdue["page_name"]
+
+
+def test_scenario_metrics(uninterrupted, expected):
+    _, metrics = uninterrupted
+    flat = flatten(metrics)
+    for key, value in expected_metrics(expected).items():
+        assert flat.get(key) == value, key
+
+
+def test_crash_and_recovery_gives_the_same_flags_and_metrics(uninterrupted, interrupted):
+    flags, metrics = uninterrupted
+    flags_after_crash, metrics_after_crash = interrupted
+    assert sorted(
+        (f["page_id"], f["item_id"], f["reason"]) for f in flags_after_crash
+    ) == sorted((f["page_id"], f["item_id"], f["reason"]) for f in flags), "a flag lost or repeated"
+    assert len({f["flag_id"] for f in flags_after_crash}) == len(flags_after_crash)
+    assert flatten(metrics_after_crash) == flatten(metrics)
