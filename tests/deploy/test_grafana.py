@@ -1,0 +1,84 @@
+"""Grafana dashboards: generated from code, committed, provisioned, in Russian."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+
+import pytest
+import yaml
+
+from tests.deploy.support import DEPLOY
+
+GRAFANA = DEPLOY / "grafana"
+UIDS = {"dozor-overview", "dozor-page", "dozor-pipeline"}
+CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
+
+
+def load_generator():
+    spec = importlib.util.spec_from_file_location("dozor_grafana_generate",
+                                                  GRAFANA / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def dashboards() -> dict[str, dict]:
+    return {p.name: json.loads(p.read_text(encoding="utf-8"))
+            for p in sorted((GRAFANA / "dashboards").glob("*.json"))}
+
+
+def test_committed_json_equals_generator_output():
+    rendered = load_generator().render()
+    committed = {name: (GRAFANA / "dashboards" / name).read_text(encoding="utf-8")
+                 for name in rendered}
+    stale = [name for name in rendered if rendered[name] != committed[name]]
+    assert not stale, f"run `python deploy/grafana/generate.py`: {stale} differ"
+    assert set(dashboards()) == set(rendered), "a dashboard JSON not made by the generator"
+
+
+def test_stable_uids_and_russian_titles():
+    boards = dashboards().values()
+    assert {b["uid"] for b in boards} == UIDS
+    for board in boards:
+        assert CYRILLIC.search(board["title"])
+        for panel in board["panels"]:
+            assert CYRILLIC.search(panel["title"]), panel["title"]
+
+
+@pytest.mark.parametrize("name", sorted(dashboards()))
+def test_panels_query_prometheus(name):
+    board = dashboards()[name]
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in board["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].strip() and target["datasource"]["uid"] == "${datasource}"
+
+
+def test_page_dashboard_variable():
+    board = dashboards()["dozor-page.json"]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["page_id"]["definition"] == "label_values(dozor_page_info, page_id)"
+
+
+def test_overview_table_links_to_the_page_dashboard():
+    board = dashboards()["dozor-overview.json"]
+    table = next(p for p in board["panels"] if p["type"] == "table")
+    links = [prop["value"] for o in table["fieldConfig"]["overrides"]
+             for prop in o["properties"] if prop["id"] == "links"]
+    assert links and all("/d/dozor-page?var-page_id=${__data.fields.page_id}" in l[0]["url"]
+                         for l in links)
+
+
+def test_provisioning():
+    datasource = yaml.safe_load((GRAFANA / "provisioning/datasources/prometheus.yml").read_text())
+    uids = {d["uid"] for d in datasource["datasources"]}
+    assert "dozor-prometheus" in uids
+    provider = yaml.safe_load((GRAFANA / "provisioning/dashboards/dozor.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/etc/grafana/dashboards/dozor"
+    for board in dashboards().values():
+        ds = next(v for v in board["templating"]["list"] if v["name"] == "datasource")
+        assert ds["current"]["value"] == "dozor-prometheus"

@@ -1,0 +1,336 @@
+"""Live: a real worker replays a scenario, real Prometheus and Alertmanager alert on it.
+
+The repository's own configuration is rendered into a temporary directory with loopback
+targets and ports. Only timings are changed in the rendered copy, never the logic: scrape
+and evaluation every second, every `for:` cut to a few seconds, Alertmanager grouping
+timers cut to a second. Then:
+
+  * the unanswered-question alert fires in Prometheus for both pages of the scenario and
+    arrives through Alertmanager at a local webhook receiver, at each page's municipal
+    receiver only, with the page's name and municipality;
+  * every PromQL expression of every rule and every dashboard panel is evaluated against
+    that Prometheus and must succeed; those about open/overdue questions must return data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+import urllib.parse
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.broker import free_port
+from tests.deploy.support import (
+    ALERTMANAGER_DIR,
+    DEPLOY,
+    PROMETHEUS_DIR,
+    rule_files,
+    tool,
+    webhook_variables,
+)
+from tests.helpers import replay_file, wait_for
+
+pytestmark = pytest.mark.broker
+
+SCENARIO = Path(__file__).resolve().parent / "live_scenario"
+SHORT_FOR = "3s"
+PAGES = {
+    "vk:-2000001": ("Администрация Вербовского района", "Вербовский район",
+                    "mo-verbovsky-rayon"),
+    "vk:-2000006": ("Администрация Сосновского сельского поселения",
+                    "Сосновское сельское поселение", "mo-sosnovskoe-sp"),
+}
+# Values Grafana would put in place of the dashboards' variables.
+DASHBOARD_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "5m",
+    "$page_id": "vk:-2000006",
+    "$municipality": ".*",
+}
+
+
+# --- local webhook receiver -------------------------------------------------------------
+
+class WebhookReceiver:
+    """Collects Alertmanager webhook POSTs: (path, payload)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.received.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def alerts(self, alertname: str) -> list[tuple[str, dict]]:
+        """(receiver path, alert) for every firing alert named `alertname` received so far."""
+        return [(path, alert) for path, payload in list(self.received)
+                for alert in payload["alerts"]
+                if alert["labels"].get("alertname") == alertname and alert["status"] == "firing"]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+# --- rendering the repository's configuration ----------------------------------------
+
+def render_rules(destination: Path) -> Path:
+    destination.mkdir()
+    for path in rule_files():
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                if "for" in rule:
+                    rule["for"] = SHORT_FOR  # test timing only
+        (destination / path.name).write_text(yaml.safe_dump(doc, allow_unicode=True),
+                                             encoding="utf-8")
+    return destination
+
+
+def render_prometheus(tmp: Path, worker_port: int, prometheus_port: int, am_port: int) -> Path:
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+    config["global"].update(scrape_interval="1s", evaluation_interval="1s")  # test timing
+    rules = render_rules(tmp / "rules")
+    config["rule_files"] = [str(rules / "*.yml")]
+    config["alerting"]["alertmanagers"] = [
+        {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}
+    ]
+    loopback = {"dozor-worker": worker_port, "prometheus": prometheus_port,
+                "alertmanager": am_port}
+    for job in config["scrape_configs"]:
+        job.pop("dns_sd_configs", None)
+        job["static_configs"] = [{"targets": [f"127.0.0.1:{loopback[job['job_name']]}"]}]
+    path = tmp / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def render_alertmanager_template(tmp: Path) -> Path:
+    """The repository's template with grouping timers cut to a second (test timing only)."""
+    doc = yaml.safe_load((ALERTMANAGER_DIR / "alertmanager.yml.tmpl").read_text("utf-8"))
+
+    def shorten(route: dict) -> None:
+        for key, value in (("group_wait", "1s"), ("group_interval", "1s"),
+                           ("repeat_interval", "1m")):
+            if key in route or route is doc["route"]:
+                route[key] = value
+        for child in route.get("routes", []):
+            shorten(child)
+
+    shorten(doc["route"])
+    path = tmp / "alertmanager.yml.tmpl"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def shifted_events(tmp: Path) -> Path:
+    """The scenario with its dates moved to just before now, keeping their spacing."""
+    lines = [json.loads(line) for line in
+             (SCENARIO / "events.jsonl").read_text(encoding="utf-8").splitlines() if line]
+    newest = max(event["object"]["date"] for event in lines)
+    offset = int(time.time()) - 5 - newest
+    for event in lines:
+        event["object"]["date"] += offset
+    path = tmp / "events.jsonl"
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines),
+                    encoding="utf-8")
+    return path
+
+
+# --- processes ------------------------------------------------------------------------
+
+class Process:
+    def __init__(self, args: list[str], log: Path, env: dict | None = None) -> None:
+        self.log_path = log
+        self.log = open(log, "ab")
+        self.popen = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, **(env or {})},
+                                      start_new_session=True)
+
+    def check(self) -> None:
+        if self.popen.poll() is not None:
+            raise AssertionError(f"exited {self.popen.returncode}: {self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        self.log.close()
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+def ready(process: Process, url: str) -> bool:
+    process.check()
+    with urllib.request.urlopen(url, timeout=2) as response:
+        return response.status == 200
+
+
+# --- the expressions to evaluate ----------------------------------------------------
+
+def rule_expressions() -> list[tuple[str, str]]:
+    out = []
+    for path in rule_files():
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            for rule in group["rules"]:
+                out.append((f"rule {rule.get('alert') or rule.get('record')}", rule["expr"]))
+    return out
+
+
+def dashboard_expressions() -> list[tuple[str, str]]:
+    out = []
+    for path in sorted((DEPLOY / "grafana" / "dashboards").glob("*.json")):
+        board = json.loads(path.read_text(encoding="utf-8"))
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                expr = target["expr"]
+                for variable, value in DASHBOARD_VARIABLES.items():
+                    expr = expr.replace(variable, value)
+                assert "$" not in expr.replace("$1", ""), f"unsubstituted variable in {expr}"
+                out.append((f"{board['uid']}: {panel['title']} [{target['refId']}]", expr))
+    return out
+
+
+def needs_data(expr: str) -> bool:
+    """The scenario leaves open and overdue questions: expressions about them have data."""
+    return bool(re.search(r"dozor_questions_(open|overdue)", expr))
+
+
+# --- the test -------------------------------------------------------------------------
+
+@pytest.fixture
+def webhook():
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bootstrap,
+                                                        webhook, tmp_path):
+    worker = worker_factory({
+        "DOZOR_PAGES_FILE": str(SCENARIO / "pages.yaml"),
+        # The test model has random weights: threshold 0 makes every comment a question.
+        "DOZOR_THRESHOLDS": json.dumps({"question": 0.0}),
+        "DOZOR_CLOCK_IDLE_SECONDS": "1",
+    })
+    prometheus_port, am_port = free_port(), free_port()
+    processes: list[Process] = []
+    try:
+        urls = {v: f"{webhook.url}/{v.removeprefix('ALERT_WEBHOOK_').lower().replace('_', '-')}"
+                for v in webhook_variables()}
+        alertmanager = Process(
+            ["sh", str(ALERTMANAGER_DIR / "render.sh"),
+             f"--storage.path={tmp_path / 'am-data'}",
+             f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
+            tmp_path / "alertmanager.log",
+            env={"ALERTMANAGER_TEMPLATE": str(render_alertmanager_template(tmp_path)),
+                 "ALERTMANAGER_CONFIG": str(tmp_path / "alertmanager.yml"),
+                 "ALERTMANAGER_BIN": tool("prometheus-alertmanager"), **urls},
+        )
+        processes.append(alertmanager)
+        prometheus = Process(
+            [tool("prometheus"),
+             f"--config.file={render_prometheus(tmp_path, worker.metrics_port, prometheus_port, am_port)}",
+             f"--storage.tsdb.path={tmp_path / 'prom-data'}",
+             f"--web.listen-address=127.0.0.1:{prometheus_port}",
+             # Alerts that fire before the notifier has found Alertmanager are sent again
+             # only after this delay (default 1m): test timing.
+             "--rules.alert.resend-delay=2s"],
+            tmp_path / "prometheus.log",
+        )
+        processes.append(prometheus)
+        api = f"http://127.0.0.1:{prometheus_port}/api/v1"
+        wait_for(lambda: ready(alertmanager, f"http://127.0.0.1:{am_port}/-/ready"), 30,
+                 message="alertmanager ready")
+        wait_for(lambda: ready(prometheus, f"http://127.0.0.1:{prometheus_port}/-/ready"), 30,
+                 message="prometheus ready")
+
+        sent = replay_file(shifted_events(tmp_path), kafka_bootstrap,
+                           topic=worker.topics["raw_vk"])
+        assert sent == 4
+
+        # 1. Prometheus: the alert fires for both pages, labelled from the page registry.
+        def firing() -> list[dict]:
+            alerts = get_json(f"{api}/alerts")["data"]["alerts"]
+            return [a for a in alerts if a["labels"]["alertname"] == "DozorQuestionsOverdue"
+                    and a["state"] == "firing"]
+
+        alerts = wait_for(lambda: len(firing()) == 2 and firing(), 120,
+                          message=f"DozorQuestionsOverdue firing; worker log: {worker.logs()}")
+        for alert in alerts:
+            name, municipality, _ = PAGES[alert["labels"]["page_id"]]
+            assert alert["labels"]["name"] == name
+            assert alert["labels"]["municipality"] == municipality
+            assert name in alert["annotations"]["description"]
+            assert municipality in alert["annotations"]["description"]
+
+        # 2. Alertmanager: each page's alert reaches its municipality's receiver only.
+        def delivered():
+            got = webhook.alerts("DozorQuestionsOverdue")
+            return {a["labels"]["page_id"] for _, a in got} == set(PAGES) and got
+
+        got = wait_for(delivered, 60,
+                       message=f"webhooks; alertmanager log: {alertmanager.logs()}")
+        for path, alert in got:
+            name, municipality, receiver = PAGES[alert["labels"]["page_id"]]
+            assert path == f"/{receiver}", (path, alert["labels"])
+            assert alert["labels"]["name"] == name
+            assert alert["labels"]["municipality"] == municipality
+            assert f"«{name}» ({municipality}" in alert["annotations"]["description"]
+            assert alert["annotations"]["runbook_url"].endswith("/DozorQuestionsOverdue.md")
+        wait_for(lambda: webhook.alerts("Watchdog"), 30, message="Watchdog at its receiver")
+        assert {path for path, _ in webhook.alerts("Watchdog")} == {"/watchdog"}
+
+        # 3. Every rule and dashboard expression evaluates; question expressions have data.
+        failures = []
+        for where, expr in rule_expressions() + dashboard_expressions():
+            query = urllib.parse.urlencode({"query": expr})
+            try:
+                result = get_json(f"{api}/query?{query}")
+            except urllib.error.HTTPError as error:
+                failures.append(f"{where}: {error.read().decode()}")
+                continue
+            if result["status"] != "success":
+                failures.append(f"{where}: {result}")
+            elif needs_data(expr) and not result["data"]["result"]:
+                failures.append(f"{where}: no data for\n    {expr}")
+        assert not failures, "\n".join(failures)
+
+        # The page dashboard's variable: label_values(dozor_page_info, page_id).
+        values = get_json(f"{api}/label/page_id/values?match[]=dozor_page_info")["data"]
+        assert set(PAGES) <= set(values)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        worker.stop()

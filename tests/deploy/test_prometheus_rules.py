@@ -1,0 +1,113 @@
+"""Prometheus configuration, recording and alerting rules, their unit tests and runbooks."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.deploy.support import (
+    PROMETHEUS_DIR,
+    RUNBOOK_BASE_URL,
+    RUNBOOK_DIR,
+    alert_rules,
+    load_rules,
+    rule_files,
+    run_tool,
+    tool,
+)
+
+SEVERITIES = {"critical", "warning", "info", "none"}
+RUNBOOK_SECTIONS = ("Значение", "Влияние", "Диагностика", "Устранение")
+CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
+# Alerts the issue asks for; a rename must be deliberate.
+REQUIRED_ALERTS = {
+    "DozorQuestionsOverdue", "DozorNegativeSpike", "DozorPageSilent",
+    "DozorMunicipalityAnswersLate", "DozorIngestionStalled", "DozorWorkerDown",
+    "DozorConsumerLagGrowing", "DozorDeadLettersRising", "DozorClassifierSlow", "Watchdog",
+}
+
+
+def test_promtool_check_config():
+    run_tool([tool("promtool"), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")])
+
+
+def test_promtool_check_rules():
+    run_tool([tool("promtool"), "check", "rules", *map(str, rule_files())])
+
+
+def test_promtool_unit_tests():
+    tests = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
+    assert tests, "no promtool unit tests in deploy/prometheus/tests"
+    run_tool([tool("promtool"), "test", "rules", *map(str, tests)], cwd=PROMETHEUS_DIR)
+
+
+def test_every_alert_has_a_promtool_test_before_and_after_for():
+    """Each alert: a test expecting nothing and a test expecting exact labels/annotations."""
+    import yaml
+
+    empty, exact = set(), set()
+    for path in sorted((PROMETHEUS_DIR / "tests").glob("*.yml")):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            for check in case.get("alert_rule_test", []):
+                expected = check.get("exp_alerts") or []
+                if not expected:
+                    empty.add(check["alertname"])
+                elif all("exp_labels" in a and "exp_annotations" in a for a in expected):
+                    exact.add(check["alertname"])
+    names = {rule["alert"] for rule in alert_rules()}
+    assert names - empty == set(), "alerts without a 'not yet firing' check"
+    assert names - exact == set(), "alerts without an exact labels+annotations check"
+
+
+def test_required_alerts_exist():
+    assert REQUIRED_ALERTS <= {rule["alert"] for rule in alert_rules()}
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
+def test_alert_conventions(rule):
+    name = rule["alert"]
+    assert re.fullmatch(r"(Dozor[A-Z][A-Za-z]+|Watchdog)", name), "CamelCase, Dozor prefix"
+    assert rule.get("for"), f"{name}: every alert needs for:"
+    labels, annotations = rule.get("labels", {}), rule.get("annotations", {})
+    assert labels.get("severity") in SEVERITIES, f"{name}: severity"
+    for key in ("summary", "description", "runbook_url"):
+        assert annotations.get(key), f"{name}: annotation {key}"
+    assert "{{" not in annotations["summary"], f"{name}: summary must be static"
+    assert "{{" in annotations["description"], f"{name}: description must be templated"
+    assert CYRILLIC.search(annotations["summary"]) and CYRILLIC.search(annotations["description"])
+    assert annotations["runbook_url"] == f"{RUNBOOK_BASE_URL}{name}.md"
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
+def test_page_alerts_carry_page_and_municipality(rule):
+    """Alertmanager routes page alerts on `municipality`: they must join the page registry."""
+    scope = rule.get("labels", {}).get("scope")
+    if scope == "page":
+        assert "group_left (platform, name, municipality)" in rule["expr"] or \
+            'page_id:dozor_page_info:max{name!=""}' in rule["expr"], rule["alert"]
+        assert "$labels.name" in rule["annotations"]["description"]
+        assert "$labels.municipality" in rule["annotations"]["description"]
+    elif scope == "municipality":
+        assert "$labels.municipality" in rule["annotations"]["description"]
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
+def test_runbook_exists_with_sections(rule):
+    path = RUNBOOK_DIR / f"{rule['alert']}.md"
+    assert path.is_file(), f"missing runbook {path}"
+    text = path.read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+?)\s*$", text, flags=re.MULTILINE)
+    assert headings == list(RUNBOOK_SECTIONS), f"{path.name}: sections {headings}"
+
+
+def test_no_orphan_runbooks():
+    names = {rule["alert"] for rule in alert_rules()}
+    assert {p.stem for p in RUNBOOK_DIR.glob("*.md")} == names
+
+
+def test_recording_rule_names():
+    for rule in load_rules():
+        if "record" in rule:
+            level, metric, operations = rule["record"].split(":")
+            assert metric.startswith("dozor_") and operations, rule["record"]
