@@ -68,7 +68,8 @@ def register(subparsers) -> None:
     train.add_argument("--time-budget-minutes", type=float, default=None,
                        help="stop training after this many minutes, keeping the best epoch so far "
                             "(default: the config's; 30 when fine-tuning)")
-    train.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    train.add_argument("--threads", type=int, default=None,
+                       help="torch CPU threads (default: the config's, 1; 1 when fine-tuning)")
     train.add_argument("--max-rows-per-source", type=int, default=None,
                        help="cap rows per dataset, for a quick trial run (default: all rows)")
     train.set_defaults(handler=cmd_model_train)
@@ -83,8 +84,12 @@ def register(subparsers) -> None:
                           help="where to write report.md and report.json (default: reports/model-eval)")
     evaluate.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
                           help=f"folder with the public datasets (default: {DEFAULT_DATA_DIR})")
-    evaluate.add_argument("--seed", type=int, default=13,
-                          help="split seed; must equal the training seed, or held-out rows leak (default: 13)")
+    evaluate.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                          help="training config the model was trained with: its seed and question-mark "
+                               "strip share rebuild the same splits for the baselines "
+                               f"(default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
+    evaluate.add_argument("--seed", type=int, default=None,
+                          help="split seed; must equal the training seed, or held-out rows leak (default: the config's, 13)")
     evaluate.add_argument("--no-baselines", action="store_true",
                           help="skip training and scoring the TF-IDF and rule baselines")
     evaluate.add_argument("--max-rows-per-source", type=int, default=None,
@@ -101,7 +106,7 @@ def cmd_model_train(args) -> int:
 
         options = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.learning_rate,
                                      "seed": args.seed, "time_budget_minutes": args.time_budget_minutes}.items() if v is not None}
-        summary = fine_tune(args.base_model, args.data, args.output, threads=args.threads, **options)
+        summary = fine_tune(args.base_model, args.data, args.output, threads=args.threads or 1, **options)
         print(f"fine-tuned {args.base_model} on {summary['train_examples']} rows "
               f"({summary['validation_examples']} kept for thresholds) → {args.output}")
         print(f"thresholds: {summary['thresholds']}")
@@ -122,8 +127,11 @@ def cmd_model_train(args) -> int:
 
 def cmd_model_eval(args) -> int:
     from models.training.evaluate import evaluate
+    from models.training.train import TrainConfig
 
-    report = evaluate(args.model, args.report_dir, args.data_dir, seed=args.seed, baselines=not args.no_baselines,
-                      max_rows_per_source=args.max_rows_per_source, threads=args.threads)
+    config = TrainConfig.from_yaml(args.config, seed=args.seed)
+    report = evaluate(args.model, args.report_dir, args.data_dir, seed=config.seed, baselines=not args.no_baselines,
+                      max_rows_per_source=args.max_rows_per_source, threads=args.threads,
+                      question_mark_strip_share=config.question_mark_strip_share)
     print((Path(args.report_dir) / "report.md").read_text(encoding="utf-8"))
     return 0

@@ -1,0 +1,67 @@
+"""The shipped default model loads with plain transformers and answers the obvious cases."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "default"
+LABELS = {"question", "negative", "toxic", "positive"}
+
+pytestmark = pytest.mark.skipif(not (MODEL_DIR / "model.safetensors").is_file(), reason="models/default not built")
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    from models.classifier import TextClassifier
+
+    clf = TextClassifier.load(MODEL_DIR)
+    yield clf
+    clf.close()
+
+
+def test_checkpoint_is_plain_transformers_multi_label_under_40_mb():
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(MODEL_DIR)
+    assert config.problem_type == "multi_label_classification"
+    assert set(config.id2label.values()) == LABELS
+    assert not getattr(config, "auto_map", None), "must load without trust_remote_code"
+    AutoTokenizer.from_pretrained(MODEL_DIR)
+    AutoModelForSequenceClassification.from_pretrained(MODEL_DIR)
+    assert (MODEL_DIR / "model.safetensors").stat().st_size <= 40 * 1024 * 1024
+    thresholds = json.loads((MODEL_DIR / "dozor.json").read_text(encoding="utf-8"))["thresholds"]
+    assert set(thresholds) == LABELS and all(0.0 < t < 1.0 for t in thresholds.values())
+    assert (MODEL_DIR / "README.md").is_file()
+
+
+def _labels(classifier, text: str) -> set[str]:
+    return set(classifier.labels_above(classifier.predict([text])[0]))
+
+
+def test_question_with_mark(classifier):
+    assert "question" in _labels(classifier, "Когда отремонтируют дорогу на улице Ленина?")
+
+
+def test_question_without_mark(classifier):
+    assert "question" in _labels(classifier, "Подскажите куда обращаться по поводу отопления")
+
+
+def test_thanks_is_not_negative(classifier):
+    labels = _labels(classifier, "Спасибо за оперативную работу!")
+    assert "negative" not in labels and "toxic" not in labels
+
+
+def test_insult_is_toxic(classifier):
+    assert "toxic" in _labels(classifier, "Вы там все тупые идиоты, уроды конченые")
+
+
+def test_complaint_is_negative(classifier):
+    assert "negative" in _labels(classifier, "Третий день нет горячей воды, безобразие, сколько можно терпеть")
+
+
+def test_plain_statement_is_not_question_or_toxic(classifier):
+    labels = _labels(classifier, "Сегодня в парке прошёл праздник для детей")
+    assert "question" not in labels and "toxic" not in labels

@@ -1,0 +1,147 @@
+"""Tiny end-to-end runs of the training code: synthetic data → train → save → load → classify.
+
+No test here needs /work/shared/data: a few hundred synthetic rows are written in the
+formats of the public datasets (RuSentiment CSV, 2ch/pikabu CSV, RuBQ JSON, TREC text).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+
+import pytest
+
+from models.classifier import TextClassifier
+from models.training.data import build_corpus, read_user_csv, strip_question_marks
+from models.training.evaluate import evaluate
+from models.training.train import TrainConfig, fine_tune, train_default
+
+PLACES = ["улице Ленина", "Советской", "проспекте Мира", "Садовой", "площади Победы", "набережной"]
+NEGATIVE = ["Опять нет горячей воды на {p}, безобразие", "Ужасная яма на {p}, всё разбито",
+            "Мусор не вывозят неделю на {p}, отвратительно", "Кошмар, на {p} снова авария, надоело"]
+POSITIVE = ["Спасибо за быструю работу на {p}!", "Отличный новый парк на {p}, молодцы",
+            "Благодарим за ремонт на {p}, очень красиво", "Прекрасная ёлка на {p}, спасибо"]
+NEUTRAL = ["Сегодня на {p} прошло собрание жильцов", "На {p} открылся новый магазин",
+           "Завтра на {p} будет ярмарка", "Автобус на {p} ходит по расписанию"]
+TOXIC = ["Ты тупой идиот с {p}", "Заткнись, дебил, с {p}", "Вы там все уроды и придурки на {p}",
+         "Пошёл вон, скотина с {p}"]
+CLEAN = ["Хороший комментарий про {p}", "Согласен с автором насчёт {p}", "Интересная новость про {p}",
+         "Был вчера на {p}, всё нормально"]
+QUESTIONS = ["Когда отремонтируют дорогу на {p}?", "Подскажите, куда обращаться по поводу {p}",
+             "Почему не убирают снег на {p}?", "Кто отвечает за освещение на {p}?"]
+
+
+def _rows(templates: list[str], n: int, rng: random.Random) -> list[str]:
+    return [rng.choice(templates).format(p=rng.choice(PLACES)) + rng.choice(["", " ", " !", " ))"]) for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    rng = random.Random(0)
+    root = tmp_path_factory.mktemp("data")
+    (root / "rusentiment").mkdir()
+    for name, n in (("rusentiment_random_posts.csv", 60), ("rusentiment_preselected_posts.csv", 20), ("rusentiment_test.csv", 15)):
+        with (root / "rusentiment" / name).open("w", encoding="utf-8", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["label", "text"])
+            for label, templates in (("negative", NEGATIVE), ("positive", POSITIVE), ("neutral", NEUTRAL)):
+                w.writerows((label, t) for t in _rows(templates, n, rng))
+            w.writerows(("neutral", t) for t in _rows(QUESTIONS, n // 2, rng))
+            w.writerow(("skip", "asdf"))
+    (root / "ru_toxic_2ch_pikabu").mkdir()
+    with (root / "ru_toxic_2ch_pikabu" / "labeled.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["comment", "toxic"])
+        w.writerows((t, "1.0") for t in _rows(TOXIC, 120, rng))
+        w.writerows((t, "0.0") for t in _rows(CLEAN, 120, rng))
+    (root / "rubq").mkdir()
+    for name in ("RuBQ_1.0_RuBQ_1.0_test.json", "RuBQ_2.0_RuBQ_2.0_dev.json"):
+        qs = [{"question_text": q} for q in sorted(set(_rows(["Какой город стоит на {p}?", "Сколько домов на {p}?"], 40, rng)))]
+        (root / "rubq" / name).write_text(json.dumps(qs, ensure_ascii=False), encoding="utf-8")
+    return root
+
+
+def tiny_config(data_dir, **overrides) -> TrainConfig:
+    values = dict(data_dir=str(data_dir), vocab_size=400, hidden_size=32, num_layers=1, num_heads=2,
+                  intermediate_size=64, navec_init=False, max_length=32, batch_size=16, epochs=8,
+                  learning_rate=1e-2, time_budget_minutes=1, threads=1)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_corpus_keeps_held_out_texts_out_of_training(data_dir):
+    corpus = build_corpus(data_dir, seed=13)
+    names = {s.name for s in corpus.held_out}
+    assert {"rusentiment_test", "toxic_2ch_pikabu_heldout", "questions_rubq_trec_heldout"} <= names
+    held = {t.lower() for s in corpus.held_out for t in s.texts}
+    assert not any(e.text.lower() in held for e in corpus.train + corpus.validation)
+    # "skip" is dropped; weak question labels come from "?"
+    assert all(e.text != "asdf" for e in corpus.train)
+    assert any(e.targets.get("question") == 1 and "?" not in e.text for e in corpus.train)
+
+
+def test_train_save_load_classify(data_dir, tmp_path):
+    out = tmp_path / "model"
+    summary = train_default(tiny_config(data_dir), out)
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "dozor.json"):
+        assert (out / name).is_file(), name
+    thresholds = json.loads((out / "dozor.json").read_text(encoding="utf-8"))["thresholds"]
+    assert set(thresholds) == {"question", "negative", "toxic", "positive"}
+    assert summary["history"]
+
+    clf = TextClassifier.load(out)
+    assert clf.multi_label
+    assert clf.labels == ["negative", "positive", "question", "toxic"]
+    scores = clf.predict(["Заткнись, дебил, с Садовой", "Спасибо за быструю работу на набережной!", ""])
+    assert len(scores) == 3 and all(0.0 <= p <= 1.0 for s in scores for p in s.values())
+    assert scores[0]["toxic"] > scores[1]["toxic"]
+    clf.close()
+
+
+def test_fine_tune_on_user_csv(data_dir, tmp_path):
+    base = tmp_path / "base"
+    train_default(tiny_config(data_dir, epochs=1), base)
+    rng = random.Random(1)
+    csv_path = tmp_path / "mine.csv"
+    with csv_path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows((t, "question") for t in _rows(QUESTIONS, 30, rng))
+        w.writerows((t, "negative") for t in _rows(NEGATIVE, 30, rng))
+        w.writerows((t, "none") for t in _rows(NEUTRAL, 30, rng))
+    out = tmp_path / "tuned"
+    summary = fine_tune(base, csv_path, out, epochs=2, learning_rate=3e-3, threads=1)
+    assert summary["train_examples"] + summary["validation_examples"] == 90
+    clf = TextClassifier.load(out)
+    assert set(clf.thresholds) >= {"question", "negative", "toxic", "positive"}
+    assert len(clf.predict(["Когда починят дорогу на Садовой"])) == 1
+
+
+def test_user_csv_rejects_unknown_labels(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("text,label\nпривет,spam\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="spam"):
+        read_user_csv(path)
+    path.write_text("text,label\nтупой идиот,toxic\nвсё хорошо,none\n", encoding="utf-8")
+    toxic, none = read_user_csv(path)
+    assert toxic.targets["toxic"] == 1 and "negative" not in toxic.targets
+    assert none.targets == {"question": 0, "negative": 0, "toxic": 0, "positive": 0}
+
+
+def test_evaluate_writes_reports_with_baselines(data_dir, tmp_path):
+    model = tmp_path / "model"
+    train_default(tiny_config(data_dir, epochs=1), model)
+    report = evaluate(model, tmp_path / "report", data_dir, seed=13, threads=1)
+    assert (tmp_path / "report" / "report.md").is_file()
+    saved = json.loads((tmp_path / "report" / "report.json").read_text(encoding="utf-8"))
+    assert {s["name"] for s in saved["splits"]} == {s["name"] for s in report["splits"]}
+    for split in saved["splits"]:
+        assert {"precision", "recall", "f1"} <= set(split["model"]) and "tfidf" in split
+    question = next(s for s in saved["splits"] if s["label"] == "question")
+    assert "question_rule" in question
+    assert "macro_f1_3class" in next(s for s in saved["splits"] if s["name"] == "rusentiment_test")["model"]
+
+
+def test_strip_question_marks():
+    assert strip_question_marks("Когда починят?? Ответьте?") == "Когда починят Ответьте"

@@ -1,0 +1,79 @@
+"""The CLI explains itself, the README's tables match the code, `dozor pages` ranks by urgency."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from services.pages_view import page_rows
+from streams.metrics import DozorMetrics, PageStateCollector
+from streams.track import PageView
+from streams.tracking.page_state import PageSnapshot
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_every_command_has_help():
+    top = run("--help")
+    assert top.returncode == 0
+    for command in ("demo", "worker", "replay", "classify", "pages", "model", "settings"):
+        assert command in top.stdout
+        sub = run(command, "--help")
+        assert sub.returncode == 0 and "usage: dozor" in sub.stdout and len(sub.stdout) > 120, command
+
+
+def test_readme_settings_table_matches_the_settings_object():
+    table = run("settings").stdout.strip()
+    assert table in (REPO / "README.md").read_text(encoding="utf-8"), (
+        "README settings table is stale: paste `dozor settings`"
+    )
+
+
+def test_readme_lists_every_exported_metric():
+    registry = CollectorRegistry()
+    DozorMetrics(registry)
+    names = {m.name for m in registry.collect()}
+    names |= {m.name for m in PageStateCollector(lambda: []).collect()}
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(dozor_[a-z_]+)`", readme))
+    for name in names:
+        exported = name + "_total" if name + "_total" in documented else name
+        assert exported in documented, name
+
+
+def test_worker_without_bootstrap_says_what_to_do():
+    result = subprocess.run([sys.executable, "-m", "services.cli", "worker"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60,
+                            env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode != 0 and "DOZOR_KAFKA_BOOTSTRAP" in result.stderr
+
+
+def snapshot(page_id, open_, overdue, oldest, share):
+    return PageView(PageSnapshot(page_id, open_, overdue, oldest, share, 0, 0, None, 0, False),
+                    {}, 0)
+
+
+def test_pages_are_ranked_overdue_first_then_open_then_oldest():
+    registry = CollectorRegistry()
+    metrics = DozorMetrics(registry)
+    metrics.page_info.labels(page_id="vk:-1", platform="vk", name="Школа", municipality="А",
+                             category="школа").set(1)
+    views = [
+        ("vk:-1", snapshot("vk:-1", 3, 0, 100.0, 0.1)),
+        ("vk:-2", snapshot("vk:-2", 1, 1, 500.0, 0.0)),
+        ("vk:-3", snapshot("vk:-3", 3, 0, 50.0, 0.9)),
+        ("vk:-4", snapshot("vk:-4", 0, 0, None, 0.0)),
+    ]
+    registry.register(PageStateCollector(lambda: views))
+    rows, _ = page_rows([generate_latest(registry).decode()])
+    assert [r.page_id for r in rows] == ["vk:-2", "vk:-3", "vk:-1", "vk:-4"]
+    assert rows[2].name == "Школа" and rows[2].municipality == "А"
