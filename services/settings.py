@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     broker_heartbeat_seconds: float = Field(
         2.0, description="Consumer heartbeat interval; keep it well below the session timeout."
     )
+    consumer_fetch_max_wait_seconds: float = Field(
+        0.1,
+        description="Longest time a fetch waits for data. Faust fixes 1.5 s; brokers that "
+        "hold fetches that long (Tansu) then add 1.5 s per pipeline hop.",
+    )
     data_dir: Path = Field(
         Path(".cache/dozor"), description="Worker-local state directory (Faust table cache)."
     )
@@ -86,7 +91,11 @@ class Settings(BaseSettings):
         0.05, description="Longest wait to fill a batch before classifying what is there."
     )
     max_text_length: int = Field(256, description="Tokens per text; longer texts are cut.")
-    inference_threads: int = Field(0, description="torch threads; 0 = torch's default.")
+    inference_threads: int = Field(
+        1,
+        description="torch intra-op threads of the classifier; 0 = torch's default (all "
+        "cores). One leaves a core to the event loop and the broker (see bench/).",
+    )
 
     # --- pages and deadlines ----------------------------------------------------------------
     pages_file: Path | None = Field(

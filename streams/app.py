@@ -34,6 +34,7 @@ from faust.streams import _current_event  # the event whose partition a table wr
 from streams.classify import Classified, classify_events
 from streams.dead_letter import dead_letter_record, encode
 from streams.events import CanonicalEvent
+from streams.faust_tuning import set_fetch_max_wait
 from streams.flags import Flag, FlagPolicy, comment_flags
 from streams.metrics import DozorMetrics
 from streams.normalize import InvalidPayload
@@ -71,6 +72,7 @@ class StreamConfig:
     tracking: TrackingPolicy | None = None
     sweep_interval: float = 5.0
     clock_idle_seconds: float = 30.0
+    fetch_max_wait: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -133,12 +135,17 @@ class DozorStreams:
         self.last_event_wall: dict[int, float] = {}
         self.started_wall = wall_clock()
         self.ticks = 0
+        self.records: dict[str, PageRecord] = {}
+        self.dirty: dict[str, tuple] = {}
+        self.loaded_partitions: set[int] = set()
+        self.unregistered: set[str] = set()
         self.app = self._build_app()
 
     # --- wiring -------------------------------------------------------------------------------
 
     def _build_app(self) -> faust.App:
         c = self.config
+        set_fetch_max_wait(c.fetch_max_wait)
         app = faust.App(
             c.app_id,
             broker=broker_url(c.bootstrap),
@@ -179,6 +186,11 @@ class DozorStreams:
         app.agent(self.raw_vk, name="normalize")(self._normalize_agent)
         app.agent(self.events, name="process")(self._process_agent)
         app.timer(c.sweep_interval)(self._tick_timer)
+
+        @app.on_partitions_revoked.connect
+        async def on_revoked(app, revoked, **kwargs) -> None:
+            self._forget_partitions(revoked)
+
         return app
 
     # --- agent: normalise -----------------------------------------------------------------------
@@ -222,9 +234,10 @@ class DozorStreams:
             in_event_context(event)
             partition = event.message.partition
             if isinstance(item, CanonicalEvent):
-                await self._handle_event(item, results.get(item.event_id), partition)
+                await self._handle_event(item, results.get(item.event_id), partition, event)
             else:
-                await self._handle_tick(item, partition)
+                await self._handle_tick(item, partition, event)
+        self._flush_dirty()
 
     def _decode(self, event) -> CanonicalEvent | Tick | None:
         if event.key == TICK_KEY:
@@ -254,7 +267,7 @@ class DozorStreams:
         return results
 
     async def _handle_event(
-        self, event: CanonicalEvent, classified: Classified | None, partition: int
+        self, event: CanonicalEvent, classified: Classified | None, partition: int, source
     ) -> None:
         m = self.metrics
         if self.seen.get(event.event_id) is not None:
@@ -265,7 +278,7 @@ class DozorStreams:
         m.events.labels(platform=event.platform, kind=event.kind, action=event.action).inc()
         if event.created_at:
             m.last_event_timestamp.labels(platform=event.platform).set(event.created_at)
-        page = self.pages.get(event.page_id)
+        page = self._page(event.page_id)
         flags: list[Flag] = []
         if classified is not None:
             m.comments.labels(page_id=event.page_id).inc()
@@ -285,26 +298,27 @@ class DozorStreams:
             if isinstance(effect, QuestionAnswered):
                 m.answer_seconds.labels(platform=effect.platform).observe(effect.response_seconds)
         flags.extend(effect_flags(effects, page, now))
-        self._store(record, now)
+        self._mark_dirty(record, source, now)
         await self._send_flags(flags, partition, now)
 
-    async def _handle_tick(self, tick: Tick, partition: int) -> None:
+    async def _handle_tick(self, tick: Tick, partition: int, source) -> None:
         idle_since = self.last_event_wall.get(partition, self.started_wall)
         if tick.force or tick.at - idle_since >= self.config.clock_idle_seconds:
             now = self._advance_clock(partition, tick.at, from_wall=True)
         else:
             now = self._clock_of(partition)
-        for page_id, value in list(self.page_table.items()):
-            if page_id is None or value is None or int(value["partition"]) != partition:
+        if self.clock_table.get(str(partition)) != now:
+            self.clock_table[str(partition)] = now
+        self._load_partition(partition)
+        for page_id, record in list(self.records.items()):
+            if record.partition != partition:
                 continue
-            record = PageRecord.from_value(value, self.config.tracking)
             effects = sweep(record, now)
             if effects:
-                self._store(record, now)
-                page = self.pages.get(page_id)
-                await self._send_flags(effect_flags(effects, page, now), partition, now)
-            else:
-                self.views[page_id] = page_view(record, now)
+                self._mark_dirty(record, source, now)
+                await self._send_flags(effect_flags(effects, self._page(page_id), now),
+                                       partition, now)
+            self.views[page_id] = page_view(record, now)
         self.metrics.stream_time.set(max(self.clock.values(), default=0.0))
         self.ticks += 1
         if self.ticks % PRUNE_EVERY_TICKS == 0:
@@ -325,16 +339,59 @@ class DozorStreams:
 
     # --- state helpers --------------------------------------------------------------------------
 
-    def _record(self, page_id: str, partition: int) -> PageRecord:
-        value = self.page_table.get(page_id)
-        if value is None:
-            return PageRecord.new(page_id, partition, self.config.tracking)
-        return PageRecord.from_value(value, self.config.tracking)
+    def _page(self, page_id: str):
+        if page_id not in self.pages and page_id not in self.unregistered:
+            # Unknown pages are processed all the same, and reported once as such.
+            self.unregistered.add(page_id)
+            page = self.pages.get(page_id)
+            self.metrics.page_info.labels(
+                page_id=page.page_id, platform=page.platform, name=page.name,
+                municipality=page.municipality, category=page.category,
+            ).set(1)
+            log.warning("events from unregistered page %s; add it to the page registry", page_id)
+        return self.pages.get(page_id)
 
-    def _store(self, record: PageRecord, now: float) -> None:
-        page_id = record.state.page_id
-        self.page_table[page_id] = record.to_value()
-        self.views[page_id] = page_view(record, now)
+    def _record(self, page_id: str, partition: int) -> PageRecord:
+        """The page's record: the write-back cache, else the (recovered) table, else new."""
+        record = self.records.get(page_id)
+        if record is None:
+            value = self.page_table.get(page_id)
+            if value is None:
+                record = PageRecord.new(page_id, partition, self.config.tracking)
+            else:
+                record = PageRecord.from_value(value, self.config.tracking)
+            self.records[page_id] = record
+        return record
+
+    def _load_partition(self, partition: int) -> None:
+        """Bring the partition's pages from the recovered table into the cache, once."""
+        if partition in self.loaded_partitions:
+            return
+        for page_id, value in list(self.page_table.items()):
+            if value is not None and int(value["partition"]) == partition:
+                self._record(page_id, partition)
+        self.loaded_partitions.add(partition)
+
+    def _mark_dirty(self, record: PageRecord, source, now: float) -> None:
+        # Written to the table once per batch, in the context of the page's latest event.
+        self.dirty[record.state.page_id] = (record, source, now)
+
+    def _flush_dirty(self) -> None:
+        for page_id, (record, source, now) in self.dirty.items():
+            in_event_context(source)
+            self.page_table[page_id] = record.to_value()
+            self.views[page_id] = page_view(record, now)
+        self.dirty.clear()
+
+    def _forget_partitions(self, revoked) -> None:
+        """Partitions went to another worker: their table state may change there."""
+        partitions = {tp.partition for tp in revoked if tp.topic == self.config.topics.events}
+        for page_id in [p for p, r in self.records.items() if r.partition in partitions]:
+            self.records.pop(page_id, None)
+            self.views.pop(page_id, None)
+        self.loaded_partitions -= partitions
+        for partition in partitions:
+            self.clock.pop(partition, None)
 
     def _clock_of(self, partition: int) -> float:
         if partition not in self.clock:
@@ -350,8 +407,7 @@ class DozorStreams:
             if not at or at > self.wall_clock() + MAX_CLOCK_SKEW_SECONDS:
                 return current
         if at > current:
-            self.clock[partition] = at
-            self.clock_table[str(partition)] = at
+            self.clock[partition] = at  # persisted by the next tick
         return self.clock[partition]
 
     def _prune_seen(self, partition: int, now: float) -> None:
@@ -369,8 +425,6 @@ class DozorStreams:
         now = self.wall_clock()
         for partition in sorted(owned):
             await self.events.send(key=TICK_KEY, value=tick_message(now), partition=partition)
-        for page_id in [p for p, v in self.views.items() if v.partition not in owned]:
-            self.views.pop(page_id, None)
         await self._export_lag(assigned)
 
     async def _export_lag(self, assigned) -> None:
