@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="events per second of the replay (default: 40)")
     demo.add_argument("--duration", type=float, default=None,
                       help="stop after this many seconds (default: run until Ctrl-C)")
+    demo.add_argument("--keep-dates", action="store_true",
+                      help="replay the events with their recorded dates (default: shift them "
+                      "so that the last event happens now)")
     demo.set_defaults(handler=cmd_demo)
 
     worker = sub.add_parser(
@@ -134,7 +137,8 @@ def load_settings(**overrides):
 def cmd_demo(args) -> int:
     from services.demo import run_demo
 
-    return run_demo(load_settings(), args.events, args.pages, args.rate, args.duration)
+    return run_demo(load_settings(), args.events, args.pages, args.rate, args.duration,
+                    shift=not args.keep_dates)
 
 
 def cmd_worker(args) -> int:

@@ -42,6 +42,7 @@ def run_demo(
     pages: Path | None,
     rate: float,
     duration: float | None,
+    shift: bool = True,
 ) -> int:
     events = events or SAMPLE_DIR / "vk_events.jsonl"
     pages = pages or SAMPLE_DIR / "pages.yaml"
@@ -65,7 +66,8 @@ def run_demo(
             bootstrap = broker.bootstrap
             broker_note = f"{bootstrap} (встроенный Tansu, в памяти)"
         return asyncio.run(
-            _demo(settings, bootstrap, broker_note, events, pages, rate, duration, workdir)
+            _demo(settings, bootstrap, broker_note, events, pages, rate, duration, workdir,
+                  shift)
         )
     except KeyboardInterrupt:
         return 130
@@ -75,7 +77,40 @@ def run_demo(
             print("Брокер остановлен.")
 
 
-async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration, workdir) -> int:
+def shift_to_now(lines: list[bytes], now: float) -> list[bytes]:
+    """Move every payload's `date` by one offset so that the newest event happens at `now`.
+
+    The sample is a recorded day; shifted, its questions wait minutes to hours rather than
+    days, and the last hour's complaints count for the negative share. Unreadable lines stay
+    as they are (the worker dead-letters them).
+    """
+    parsed = []
+    newest = 0
+    for line in lines:
+        try:
+            payload = json.loads(line)
+            date = payload["object"]["date"]
+        except (ValueError, KeyError, TypeError):
+            parsed.append((line, None))
+            continue
+        if isinstance(date, int):
+            newest = max(newest, date)
+            parsed.append((line, payload))
+        else:
+            parsed.append((line, None))
+    offset = int(now) - newest if newest else 0
+    out = []
+    for line, payload in parsed:
+        if payload is None:
+            out.append(line)
+            continue
+        payload["object"]["date"] += offset
+        out.append(json.dumps(payload, ensure_ascii=False).encode())
+    return out
+
+
+async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration, workdir,
+                shift) -> int:
     from rich.console import Console, Group
     from rich.live import Live
     from rich.panel import Panel
@@ -113,7 +148,7 @@ async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration,
         loop.add_signal_handler(sig, stop.set)
     flags: deque = deque(maxlen=8)
     flag_count = {"n": 0}
-    lines = read_lines(events)
+    lines = shift_to_now(read_lines(events), time.time()) if shift else read_lines(events)
     progress = {"sent": 0}
     tasks: list[asyncio.Task] = []
     try:

@@ -77,3 +77,20 @@ def test_pages_are_ranked_overdue_first_then_open_then_oldest():
     rows, _ = page_rows([generate_latest(registry).decode()])
     assert [r.page_id for r in rows] == ["vk:-2", "vk:-3", "vk:-1", "vk:-4"]
     assert rows[2].name == "Школа" and rows[2].municipality == "А"
+
+
+def test_demo_shifts_the_sample_so_its_last_event_is_now():
+    import json as _json
+
+    from services.demo import shift_to_now
+
+    lines = [
+        b'{"type": "wall_reply_new", "object": {"date": 100, "text": "a"}}',
+        b"{broken",
+        b'{"type": "wall_reply_delete", "object": {"id": 1}}',
+        b'{"type": "wall_post_new", "object": {"date": 160, "text": "b"}}',
+    ]
+    out = shift_to_now(lines, 1000.0)
+    assert _json.loads(out[0])["object"]["date"] == 940
+    assert _json.loads(out[3])["object"]["date"] == 1000
+    assert out[1] == b"{broken" and out[2] == lines[2]
