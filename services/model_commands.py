@@ -134,4 +134,5 @@ def cmd_model_eval(args) -> int:
                       max_rows_per_source=args.max_rows_per_source, threads=args.threads,
                       question_mark_strip_share=config.question_mark_strip_share)
     print((Path(args.report_dir) / "report.md").read_text(encoding="utf-8"))
+    print(f"reports written to {args.report_dir}/report.md and report.json ({report['seconds']} s)")
     return 0

@@ -1,0 +1,135 @@
+"""Score a model on every held-out split, next to the TF-IDF and question-rule baselines.
+
+Held-out splits come from ``data.build_corpus`` with the same seed as training, so none of
+them was used for training or for choosing thresholds. The baselines are trained on the same
+training split and get their thresholds from the same validation split as the model.
+Writes ``report.md`` and ``report.json`` into the report directory.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from models.training.data import build_corpus
+from models.training.metrics import macro_f1, precision_recall_f1, three_class
+
+# Splits whose negative-class F1 must beat TF-IDF by this many points (issue #3).
+MARGIN_SPLITS = {"rusentiment_test": 0.03, "sentirueval2015_test": 0.03}
+
+
+def _score_split(split, scores: dict[str, list[float]], thresholds: dict[str, float]) -> dict:
+    label = split.label
+    result = precision_recall_f1(split.gold, [int(s >= thresholds[label]) for s in scores[label]])
+    if split.gold_3class and "negative" in scores and "positive" in scores:
+        predicted = [three_class(n, p, thresholds["negative"], thresholds["positive"])
+                     for n, p in zip(scores["negative"], scores["positive"])]
+        result["macro_f1_3class"] = macro_f1(split.gold_3class, predicted)
+    return result
+
+
+def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path, seed: int = 13,
+             baselines: bool = True, max_rows_per_source: int | None = None, threads: int = 2,
+             question_mark_strip_share: float = 0.5) -> dict:
+    """Score ``model_dir`` and (unless ``baselines`` is false) the baselines; write the reports.
+
+    ``seed`` and ``question_mark_strip_share`` must be the model's training values, so that the
+    baselines see the same training data and no held-out row was trained on.
+    """
+    import torch
+
+    from models.classifier import TextClassifier
+
+    torch.set_num_threads(max(1, threads))
+    started = time.monotonic()
+    corpus = build_corpus(data_dir, seed=seed, max_rows_per_source=max_rows_per_source,
+                          question_mark_strip_share=question_mark_strip_share)
+    if not corpus.held_out:
+        raise SystemExit(f"no held-out splits could be built from {data_dir}")
+    classifier = TextClassifier.load(model_dir)
+    print(f"model {model_dir}: thresholds {classifier.thresholds}", flush=True)
+
+    tfidf = None
+    if baselines:
+        from models.training.baselines import TfidfBaseline
+
+        print(f"training the TF-IDF baseline on {len(corpus.train)} texts ...", flush=True)
+        tfidf = TfidfBaseline(seed=seed).fit(corpus.train, corpus.validation)
+
+    splits = []
+    for split in corpus.held_out:
+        t0 = time.monotonic()
+        predictions = classifier.predict(split.texts)
+        scores = {label: [p.get(label, 0.0) for p in predictions] for label in classifier.labels}
+        entry = {
+            "name": split.name, "description": split.description, "label": split.label, "n": len(split.texts),
+            "positives": sum(split.gold), "model": _score_split(split, scores, classifier.thresholds),
+            "model_seconds": round(time.monotonic() - t0, 2),
+        }
+        if tfidf is not None:
+            entry["tfidf"] = _score_split(split, tfidf.predict_proba(split.texts), tfidf.thresholds)
+            if split.label == "question":
+                from models.training.baselines import question_rule
+
+                entry["question_rule"] = precision_recall_f1(split.gold, [question_rule(t) for t in split.texts])
+            margin = MARGIN_SPLITS.get(split.name, 0.0)
+            entry["required_margin"] = margin
+            entry["beats_tfidf"] = entry["model"]["f1"] >= entry["tfidf"]["f1"] + margin and entry["model"]["f1"] > entry["tfidf"]["f1"]
+        splits.append(entry)
+        print(f"{split.name}: model F1 {entry['model']['f1']:.3f}"
+              + (f", TF-IDF F1 {entry['tfidf']['f1']:.3f}" if tfidf is not None else ""), flush=True)
+
+    report = {
+        "model": str(model_dir), "data_dir": str(data_dir), "seed": seed,
+        "thresholds": classifier.thresholds,
+        "tfidf_thresholds": tfidf.thresholds if tfidf is not None else None,
+        "splits": splits, "seconds": round(time.monotonic() - started, 1),
+    }
+    if tfidf is not None:
+        report["all_beat_tfidf"] = all(s["beats_tfidf"] for s in splits)
+    classifier.close()
+    out = Path(report_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    return report
+
+
+def _fmt(m: dict | None) -> str:
+    if not m:
+        return "—"
+    return f"{m['precision']:.3f} / {m['recall']:.3f} / **{m['f1']:.3f}**"
+
+
+def render_markdown(report: dict) -> str:
+    lines = [
+        f"# Classifier evaluation: `{report['model']}`", "",
+        f"Data: `{report['data_dir']}`, split seed {report['seed']}. Every split below is held out: "
+        "used neither for training nor for choosing thresholds. Cells: precision / recall / **F1** of the split's label.", "",
+        f"Model thresholds: `{json.dumps(report['thresholds'])}`",
+    ]
+    if report.get("tfidf_thresholds"):
+        lines.append(f"TF-IDF thresholds (chosen on the same validation data): `{json.dumps(report['tfidf_thresholds'])}`")
+    lines += ["", "| split | label | n (pos) | model P / R / F1 | TF-IDF + LR P / R / F1 | question rules P / R / F1 | beats TF-IDF |",
+              "|---|---|---|---|---|---|---|"]
+    for s in report["splits"]:
+        margin = s.get("required_margin", 0.0)
+        verdict = "—" if "beats_tfidf" not in s else ("yes" if s["beats_tfidf"] else "**no**")
+        if margin and "beats_tfidf" in s:
+            verdict += f" (needs +{100 * margin:.0f} pts: {100 * (s['model']['f1'] - s['tfidf']['f1']):+.1f})"
+        lines.append(f"| {s['name']} | {s['label']} | {s['n']} ({s['positives']}) | {_fmt(s['model'])} | "
+                     f"{_fmt(s.get('tfidf'))} | {_fmt(s.get('question_rule'))} | {verdict} |")
+    three = [s for s in report["splits"] if "macro_f1_3class" in s["model"]]
+    if three:
+        lines += ["", "3-class sentiment (negative / neutral / positive; 'speech' → positive, 'skip' dropped; "
+                  "neutral = neither label above its threshold, else the label with the larger margin over its threshold):", "",
+                  "| split | model macro-F1 | TF-IDF macro-F1 |", "|---|---|---|"]
+        for s in three:
+            base = s.get("tfidf", {}).get("macro_f1_3class")
+            lines.append(f"| {s['name']} | {s['model']['macro_f1_3class']:.3f} | {'—' if base is None else f'{base:.3f}'} |")
+    lines += ["", "Splits:", ""] + [f"- `{s['name']}`: {s['description']}" for s in report["splits"]]
+    if "all_beat_tfidf" in report:
+        lines += ["", f"Model beats TF-IDF on every split (with the required margins): **{'yes' if report['all_beat_tfidf'] else 'no'}**"]
+    lines += ["", f"Evaluation took {report['seconds']} s.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,41 @@
+"""Precision / recall / F1 and threshold choice, with no dependency beyond the standard library."""
+
+from __future__ import annotations
+
+
+def precision_recall_f1(gold: list[int], predicted: list[int]) -> dict[str, float]:
+    tp = sum(1 for g, p in zip(gold, predicted) if g and p)
+    fp = sum(1 for g, p in zip(gold, predicted) if not g and p)
+    fn = sum(1 for g, p in zip(gold, predicted) if g and not p)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": sum(gold), "n": len(gold)}
+
+
+def best_threshold(gold: list[int], scores: list[float], grid_step: float = 0.01) -> float:
+    """The threshold in (0, 1) that maximises F1 of ``score >= threshold`` on the given data.
+
+    When several grid points tie for the best F1 (small validation sets), the middle one is taken,
+    so a perfectly separated tiny set does not yield a threshold hugging one class.
+    """
+    steps = int(round(1 / grid_step))
+    grid = [round(i * grid_step, 4) for i in range(1, steps)]
+    f1s = [precision_recall_f1(gold, [int(s >= t) for s in scores])["f1"] for t in grid]
+    best_f1 = max(f1s)
+    tied = [t for t, f1 in zip(grid, f1s) if f1 >= best_f1 - 1e-12]
+    return tied[len(tied) // 2]
+
+
+def three_class(negative: float, positive: float, thr_negative: float, thr_positive: float) -> str:
+    """negative / neutral / positive from two sigmoid scores: the label above its threshold with the larger margin."""
+    neg_margin = negative - thr_negative
+    pos_margin = positive - thr_positive
+    if neg_margin < 0 and pos_margin < 0:
+        return "neutral"
+    return "negative" if neg_margin >= pos_margin else "positive"
+
+
+def macro_f1(gold: list[str], predicted: list[str], classes: tuple[str, ...] = ("negative", "neutral", "positive")) -> float:
+    scores = [precision_recall_f1([int(g == c) for g in gold], [int(p == c) for p in predicted])["f1"] for c in classes]
+    return sum(scores) / len(scores)

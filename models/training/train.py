@@ -1,0 +1,322 @@
+"""Train the default classifier from the public datasets, or fine-tune a model on a ЦУР's own CSV.
+
+Both paths write a transformers checkpoint (config, tokenizer, ``model.safetensors``) plus
+``dozor.json`` with per-label thresholds chosen on validation data, never on held-out data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from models.training.data import LABELS, Example, build_corpus, read_user_csv
+from models.training.metrics import best_threshold, precision_recall_f1
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides the default model; ``default.yaml`` documents each field."""
+
+    data_dir: str = "/work/shared/data"
+    seed: int = 13
+    labels: list[str] = field(default_factory=lambda: list(LABELS))
+    max_rows_per_source: int | None = None
+    question_mark_strip_share: float = 0.5
+    source_weights: dict[str, float] = field(default_factory=dict)
+    vocab_size: int = 24000
+    hidden_size: int = 256
+    num_layers: int = 2
+    num_heads: int = 4
+    intermediate_size: int = 1024
+    dropout: float = 0.1
+    navec_init: bool = True
+    navec_scale: float = 0.5
+    max_length: int = 128
+    batch_size: int = 64
+    epochs: int = 6
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    time_budget_minutes: float = 60.0
+    threads: int = 2
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None = None, **overrides) -> "TrainConfig":
+        import yaml
+
+        raw = yaml.safe_load(Path(path or DEFAULT_CONFIG).read_text(encoding="utf-8")) or {}
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown keys in training config: {sorted(unknown)}")
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**raw)
+
+
+def set_seed(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def encode_examples(tokenizer, examples: list[Example], labels: list[str], max_length: int,
+                    source_weights: dict[str, float] | None = None):
+    """Token ids per text plus target and mask rows (mask 0 where the source says nothing).
+
+    The mask carries the loss weight of the example's source (default 1).
+    """
+    weights = source_weights or {}
+    ids = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)["input_ids"]
+    targets = [[float(e.targets.get(label, 0)) for label in labels] for e in examples]
+    masks = [[weights.get(e.source, 1.0) if label in e.targets else 0.0 for label in labels] for e in examples]
+    return ids, targets, masks
+
+
+def length_bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Batches of similar length (little padding) in random order."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
+        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def pad(batch_ids: list[list[int]], pad_id: int):
+    import torch
+
+    width = max(len(x) for x in batch_ids)
+    input_ids = torch.full((len(batch_ids), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(batch_ids), width), dtype=torch.long)
+    for row, ids in enumerate(batch_ids):
+        input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention[row, :len(ids)] = 1
+    return input_ids, attention
+
+
+def predict_ids(model, ids: list[list[int]], pad_id: int, batch_size: int = 256) -> list[list[float]]:
+    """Sigmoid scores for pre-tokenised texts, length-sorted batches, input order kept."""
+    import torch
+
+    model.eval()
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out: list[list[float] | None] = [None] * len(ids)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            input_ids, attention = pad([ids[i] for i in chunk], pad_id)
+            probs = torch.sigmoid(model(input_ids=input_ids, attention_mask=attention).logits).tolist()
+            for i, row in zip(chunk, probs):
+                out[i] = row
+    return out  # type: ignore[return-value]
+
+
+def choose_thresholds(scores: list[list[float]], targets, masks, labels: list[str]) -> tuple[dict[str, float], dict[str, dict]]:
+    """Per label, the F1-maximising threshold on the validation rows where the label is known."""
+    thresholds, report = {}, {}
+    for j, label in enumerate(labels):
+        rows = [i for i in range(len(scores)) if masks[i][j]]
+        if not rows or not any(targets[i][j] for i in rows):
+            thresholds[label] = 0.5
+            continue
+        gold = [int(targets[i][j]) for i in rows]
+        s = [scores[i][j] for i in rows]
+        thresholds[label] = best_threshold(gold, s)
+        report[label] = precision_recall_f1(gold, [int(x >= thresholds[label]) for x in s])
+    return thresholds, report
+
+
+def run_training(model, tokenizer, train: list[Example], validation: list[Example], labels: list[str],
+                 epochs: int, batch_size: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
+                 max_length: int, seed: int, time_budget_minutes: float, source_weights: dict[str, float] | None = None):
+    """Masked multi-label BCE training; keeps the epoch with the best mean validation F1.
+
+    Returns (thresholds, validation report, history).
+    """
+    import torch
+    from tqdm import tqdm
+    from transformers import get_linear_schedule_with_warmup
+
+    rng = random.Random(seed)
+    pad_id = tokenizer.pad_token_id
+    train_ids, train_targets, train_masks = encode_examples(tokenizer, train, labels, max_length, source_weights)
+    val_ids, val_targets, val_masks = encode_examples(tokenizer, validation, labels, max_length)
+    steps_per_epoch = math.ceil(len(train_ids) / batch_size)
+    total = steps_per_epoch * epochs
+    no_decay = ("bias", "LayerNorm.weight")
+    params = [
+        {"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)], "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optimiser = torch.optim.AdamW(params, lr=learning_rate)
+    scheduler = get_linear_schedule_with_warmup(optimiser, int(warmup_ratio * total), total)
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
+    lengths = [len(x) for x in train_ids]
+    deadline = time.monotonic() + time_budget_minutes * 60
+    best = (-1.0, None, None, None)
+    history = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        started = time.monotonic()
+        running, seen = 0.0, 0
+        batches = length_bucketed_batches(lengths, batch_size, rng)
+        bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", dynamic_ncols=True)
+        stopped_early = False
+        for batch in bar:
+            input_ids, attention = pad([train_ids[i] for i in batch], pad_id)
+            target = torch.tensor([train_targets[i] for i in batch])
+            mask = torch.tensor([train_masks[i] for i in batch])
+            logits = model(input_ids=input_ids, attention_mask=attention).logits
+            loss = (loss_fn(logits, target) * mask).sum() / mask.sum().clamp(min=1.0)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            scheduler.step()
+            optimiser.zero_grad(set_to_none=True)
+            running += loss.item() * len(batch)
+            seen += len(batch)
+            bar.set_postfix(loss=f"{running / seen:.4f}")
+            if time.monotonic() > deadline:
+                stopped_early = True
+                break
+        bar.close()
+        val_scores = predict_ids(model, val_ids, pad_id)
+        thresholds, report = choose_thresholds(val_scores, val_targets, val_masks, labels)
+        mean_f1 = sum(r["f1"] for r in report.values()) / max(len(report), 1)
+        entry = {"epoch": epoch, "train_loss": running / max(seen, 1), "validation_mean_f1": mean_f1,
+                 "validation_f1": {k: round(v["f1"], 4) for k, v in report.items()},
+                 "seconds": round(time.monotonic() - started, 1), "examples": seen}
+        history.append(entry)
+        message = (f"epoch {epoch}: loss {entry['train_loss']:.4f}, validation mean F1 {mean_f1:.4f} "
+                   f"{entry['validation_f1']}, {entry['seconds']} s")
+        log.info(message)
+        print(message, flush=True)
+        if mean_f1 >= best[0]:
+            best = (mean_f1, {k: v.detach().clone() for k, v in model.state_dict().items()}, thresholds, report)
+        if stopped_early:
+            print(f"time budget of {time_budget_minutes} min reached; stopping", flush=True)
+            break
+    if best[1] is not None:
+        model.load_state_dict(best[1])
+    return best[2], best[3], history
+
+
+def save_checkpoint(model, tokenizer, output_dir: str | Path, thresholds: dict[str, float], extra: dict | None = None) -> Path:
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    payload = {"thresholds": {k: float(v) for k, v in thresholds.items()}}
+    (out / "dozor.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    if extra is not None:
+        (out / "training_summary.json").write_text(json.dumps(extra, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return out
+
+
+def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
+    """Build the corpus, train the tokenizer and the model, choose thresholds, save. Returns a summary."""
+    import torch
+
+    from models.training import modeling
+
+    torch.set_num_threads(max(1, config.threads))
+    set_seed(config.seed)
+    started = time.monotonic()
+    corpus = build_corpus(config.data_dir, seed=config.seed, max_rows_per_source=config.max_rows_per_source,
+                          question_mark_strip_share=config.question_mark_strip_share)
+    if not corpus.train:
+        raise SystemExit(f"no training data found under {config.data_dir}")
+    print(f"corpus: {len(corpus.train)} training, {len(corpus.validation)} validation texts, "
+          f"{len(corpus.held_out)} held-out splits (not used here)", flush=True)
+    tokenizer = modeling.build_tokenizer((e.text for e in corpus.train), vocab_size=config.vocab_size)
+    model = modeling.build_model(
+        vocab_size=len(tokenizer), labels=tuple(config.labels), hidden_size=config.hidden_size,
+        layers=config.num_layers, heads=config.num_heads, intermediate_size=config.intermediate_size,
+        max_position=max(config.max_length, 256) + 2, dropout=config.dropout, pad_token_id=tokenizer.pad_token_id,
+    )
+    navec_share = None
+    if config.navec_init:
+        path = modeling.navec_path()
+        if path is None:
+            print("navec_init is set but the `natasha` package (which ships navec vectors) is not installed; "
+                  "starting from random embeddings", flush=True)
+        else:
+            navec_share = modeling.init_embeddings_from_navec(model, tokenizer, (e.text for e in corpus.train), path, config.navec_scale)
+            print(f"navec: {100 * navec_share:.1f}% of the vocabulary initialised", flush=True)
+    thresholds, report, history = run_training(
+        model, tokenizer, corpus.train, corpus.validation, list(config.labels), config.epochs, config.batch_size,
+        config.learning_rate, config.weight_decay, config.warmup_ratio, config.max_length, config.seed,
+        config.time_budget_minutes, source_weights=config.source_weights,
+    )
+    summary = {
+        "config": asdict(config),
+        "train_examples": len(corpus.train),
+        "validation_examples": len(corpus.validation),
+        "navec_initialised_share": navec_share,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "thresholds": thresholds,
+        "validation": report,
+        "history": history,
+        "minutes": round((time.monotonic() - started) / 60, 1),
+    }
+    save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary)
+    return summary
+
+
+def fine_tune(model_dir: str | Path, csv_path: str | Path, output_dir: str | Path, epochs: int = 3,
+              learning_rate: float = 2e-4, batch_size: int = 32, validation_share: float = 0.15, seed: int = 13,
+              threads: int = 2, time_budget_minutes: float = 30.0, max_length: int = 128) -> dict:
+    """Fine-tune an existing checkpoint on a ЦУР's labelled CSV (``text``, ``label``).
+
+    A fixed-seed share of the rows is kept for choosing thresholds; labels with no positive
+    row in that share keep the thresholds of the starting model.
+    """
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.set_num_threads(max(1, threads))
+    set_seed(seed)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    examples = read_user_csv(csv_path, labels=tuple(labels))
+    if len(examples) < 10:
+        raise SystemExit(f"{csv_path}: need at least 10 labelled rows, got {len(examples)}")
+    rows = list(examples)
+    random.Random(seed).shuffle(rows)
+    n_val = max(1, int(round(validation_share * len(rows)))) if len(rows) >= 20 else 0
+    validation, train = rows[:n_val], rows[n_val:]
+    base_thresholds = {}
+    stored = Path(model_dir) / "dozor.json"
+    if stored.is_file():
+        base_thresholds = json.loads(stored.read_text(encoding="utf-8")).get("thresholds", {})
+    if validation:
+        thresholds, report, history = run_training(
+            model, tokenizer, train, validation, labels, epochs, batch_size, learning_rate, 0.01, 0.1,
+            max_length, seed, time_budget_minutes)
+        thresholds = {label: (thresholds[label] if label in report else base_thresholds.get(label, 0.5)) for label in labels}
+    else:
+        thresholds, report, history = run_training(
+            model, tokenizer, train, train, labels, epochs, batch_size, learning_rate, 0.01, 0.1,
+            max_length, seed, time_budget_minutes)
+        thresholds = {label: base_thresholds.get(label, 0.5) for label in labels}
+        report = {}
+    summary = {"base_model": str(model_dir), "data": str(csv_path), "train_examples": len(train),
+               "validation_examples": len(validation), "thresholds": thresholds, "validation": report, "history": history}
+    save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary)
+    return summary
