@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_classifier.py [--model models/default] [--threads 2]
 
 Texts: sampled at run time from RuSentiment test and SentiRuEval-2015 test when
-/work/shared/data is present (real VK posts and tweets), otherwise synthesised from comment
+../shared/data is present (real VK posts and tweets), otherwise synthesised from comment
 templates with a realistic length spread (most 30–150 characters, a tail to ~600).
 Measures `TextClassifier.predict` at batch 64 (length-sorted, dynamically padded; median of
 three passes after a warm-up pass) and at batch 1 (per-text latency p50/p99), and, for comparison, the naive way: a transformers
@@ -74,7 +74,7 @@ def percentile(values: list[float], q: float) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=REPO_ROOT / "models" / "default", help="model directory (default: models/default)")
-    parser.add_argument("--data-dir", type=Path, default=Path("/work/shared/data"), help="where to sample real texts from, if present")
+    parser.add_argument("--data-dir", type=Path, default=REPO_ROOT.parent / "shared" / "data", help="where to sample real texts from, if present")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     parser.add_argument("--batch-texts", type=int, default=2048, help="texts for the batch-64 run (default: 2048)")
     parser.add_argument("--single-texts", type=int, default=300, help="texts for the batch-1 and naive runs (default: 300)")

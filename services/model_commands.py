@@ -12,7 +12,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL_DIR = REPO_ROOT / "models" / "default"
 DEFAULT_CONFIG = REPO_ROOT / "models" / "training" / "default.yaml"
-DEFAULT_DATA_DIR = "/work/shared/data"
+# The datasets lie in shared/ beside the checkout (../shared/data from the repository root).
+DEFAULT_DATA_DIR = str(Path(__file__).resolve().parents[2] / "shared" / "data")
 
 TRAIN_DESCRIPTION = """\
 Two modes.

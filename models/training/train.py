@@ -26,7 +26,7 @@ DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 class TrainConfig:
     """Everything that decides the default model; ``default.yaml`` documents each field."""
 
-    data_dir: str = "/work/shared/data"
+    data_dir: str = "../shared/data"  # relative paths are resolved from the repository root
     seed: int = 13
     labels: list[str] = field(default_factory=lambda: list(LABELS))
     max_rows_per_source: int | None = None
@@ -237,10 +237,13 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
     torch.set_num_threads(max(1, config.threads))
     set_seed(config.seed)
     started = time.monotonic()
-    corpus = build_corpus(config.data_dir, seed=config.seed, max_rows_per_source=config.max_rows_per_source,
+    data_dir = Path(config.data_dir)
+    if not data_dir.is_absolute():
+        data_dir = Path(__file__).resolve().parents[2] / data_dir
+    corpus = build_corpus(data_dir, seed=config.seed, max_rows_per_source=config.max_rows_per_source,
                           question_mark_strip_share=config.question_mark_strip_share)
     if not corpus.train:
-        raise SystemExit(f"no training data found under {config.data_dir}")
+        raise SystemExit(f"no training data found under {data_dir}: pass --data-dir")
     print(f"corpus: {len(corpus.train)} training, {len(corpus.validation)} validation texts, "
           f"{len(corpus.held_out)} held-out splits (not used here)", flush=True)
     tokenizer = modeling.build_tokenizer((e.text for e in corpus.train), vocab_size=config.vocab_size)
