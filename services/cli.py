@@ -114,12 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     settings.set_defaults(handler=cmd_settings)
 
-    try:
-        from services import model_commands
-    except ImportError:  # TODO(lead): remove once model_commands lands
-        model_commands = None
-    if model_commands is not None:
-        model_commands.register(sub)
+    from services import model_commands
+
+    model_commands.register(sub)
     return parser
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import faust
 from faust.streams import _current_event  # the event whose partition a table write goes to
@@ -91,7 +91,7 @@ def tick_message(at: float, force: bool = False) -> bytes:
     return json.dumps({"tick": at, "force": force}).encode()
 
 
-class Classifier:
+class Classifier(Protocol):
     """What the stream needs of a model (models.classifier.TextClassifier has it)."""
 
     def predict(self, texts: list[str]) -> list[dict[str, float]]: ...
@@ -446,6 +446,3 @@ class DozorStreams:
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
-
-def decode_json(value: bytes) -> Any:
-    return json.loads(value)
