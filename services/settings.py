@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         description="Longest time a fetch waits for data. Faust fixes 1.5 s; brokers that "
         "hold fetches that long (Tansu) then add 1.5 s per pipeline hop.",
     )
+    dead_letter_max_consecutive: int = Field(
+        1000,
+        description="Stop the worker after this many invalid payloads in a row (a bad "
+        "deploy or a wrong topic) instead of dead-lettering everything; 0 = never stop.",
+    )
     data_dir: Path = Field(
         Path(".cache/dozor"), description="Worker-local state directory (Faust table cache)."
     )

@@ -32,7 +32,12 @@ import faust
 from faust.streams import _current_event  # the event whose partition a table write goes to
 
 from streams.classify import Classified, classify_events
-from streams.dead_letter import dead_letter_record, encode
+from streams.dead_letter import (
+    DeadLetterLimit,
+    DeadLetterLimitExceeded,
+    dead_letter_record,
+    encode,
+)
 from streams.events import CanonicalEvent
 from streams.faust_tuning import set_fetch_max_wait
 from streams.flags import Flag, FlagPolicy, comment_flags
@@ -73,6 +78,7 @@ class StreamConfig:
     sweep_interval: float = 5.0
     clock_idle_seconds: float = 30.0
     fetch_max_wait: float = 0.1
+    dead_letter_max_consecutive: int = 1000
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,7 @@ class DozorStreams:
         self.dirty: dict[str, tuple] = {}
         self.loaded_partitions: set[int] = set()
         self.unregistered: set[str] = set()
+        self.dead_letter_limit = DeadLetterLimit(config.dead_letter_max_consecutive)
         self.app = self._build_app()
 
     # --- wiring -------------------------------------------------------------------------------
@@ -200,7 +207,14 @@ class DozorStreams:
             raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
             try:
                 canonical = normalize_vk_bytes(raw)
+                self.dead_letter_limit.valid()
             except InvalidPayload as error:
+                try:
+                    self.dead_letter_limit.invalid(error)
+                except DeadLetterLimitExceeded as exc:
+                    log.critical("%s", exc)
+                    await self.app.crash(exc)
+                    return
                 record = dead_letter_record(
                     raw, error, topic=event.message.topic, partition=event.message.partition,
                     offset=event.message.offset, platform="vk",

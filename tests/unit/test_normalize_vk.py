@@ -102,3 +102,20 @@ def test_bad_fields(field, value, reason):
     with pytest.raises(InvalidPayload) as error:
         normalize_vk(payload)
     assert error.value.reason == reason and field in error.value.detail
+
+
+def test_dead_letter_limit_counts_consecutive_invalid_payloads_only():
+    from streams.dead_letter import DeadLetterLimit, DeadLetterLimitExceeded
+
+    limit = DeadLetterLimit(3)
+    error = InvalidPayload("invalid_json", "x")
+    limit.invalid(error)
+    limit.invalid(error)
+    limit.valid()
+    limit.invalid(error)
+    limit.invalid(error)
+    with pytest.raises(DeadLetterLimitExceeded, match="DOZOR_DEAD_LETTER_MAX_CONSECUTIVE"):
+        limit.invalid(error)
+    unlimited = DeadLetterLimit(0)
+    for _ in range(10_000):
+        unlimited.invalid(error)
