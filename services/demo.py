@@ -154,8 +154,10 @@ async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration,
     try:
         with console.status("Запускаю воркер Дозора (модель, брокер, группа потребителей)…"):
             await _wait_metrics(metrics_url, worker, log_path, stop)
-        tasks.append(asyncio.create_task(_collect_flags(bootstrap, app_id, flags, flag_count)))
-        tasks.append(asyncio.create_task(_replay(bootstrap, lines, rate, progress)))
+        tasks.append(asyncio.create_task(
+            _collect_flags(bootstrap, settings.topic_flags, app_id, flags, flag_count)))
+        tasks.append(asyncio.create_task(
+            _replay(bootstrap, settings.topic_raw_vk, lines, rate, progress)))
         started = last_line = time.monotonic()
         urls = Table.grid(padding=(0, 2))
         urls.add_row("Брокер Kafka:", broker_note)
@@ -235,19 +237,23 @@ async def _wait_metrics(url: str, worker, log_path: Path, stop: asyncio.Event) -
         raise DemoError(f"воркер не ответил за 120 с, см. {log_path}")
 
 
-async def _replay(bootstrap: str, lines: list[bytes], rate: float, progress: dict) -> None:
+async def _replay(
+    bootstrap: str, topic: str, lines: list[bytes], rate: float, progress: dict
+) -> None:
     class Counter:
         def update(self, n: int) -> None:
             progress["sent"] += n
 
-    await replay_lines(bootstrap, Settings().topic_raw_vk, lines, rate, Counter())
+    await replay_lines(bootstrap, topic, lines, rate, Counter())
 
 
-async def _collect_flags(bootstrap: str, group: str, flags: deque, count: dict) -> None:
+async def _collect_flags(
+    bootstrap: str, topic: str, group: str, flags: deque, count: dict
+) -> None:
     from aiokafka import AIOKafkaConsumer
 
     consumer = AIOKafkaConsumer(
-        Settings().topic_flags, bootstrap_servers=bootstrap, group_id=f"{group}-view",
+        topic, bootstrap_servers=bootstrap, group_id=f"{group}-view",
         auto_offset_reset="earliest", fetch_max_wait_ms=200,
     )
     await consumer.start()

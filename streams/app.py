@@ -31,7 +31,7 @@ from typing import Protocol
 import faust
 from faust.streams import _current_event  # the event whose partition a table write goes to
 
-from streams.classify import Classified, classify_events
+from streams.classify import Classified, classify_events, needs_classification
 from streams.dead_letter import (
     DeadLetterLimit,
     DeadLetterLimitExceeded,
@@ -264,8 +264,7 @@ class DozorStreams:
             return None
 
     async def _classify(self, events: list[CanonicalEvent]) -> dict[str, Classified]:
-        texts_count = sum(1 for e in events if e.kind == "comment" and e.action != "delete")
-        if not texts_count:
+        if not any(needs_classification(e) for e in events):
             return {}
         loop = asyncio.get_running_loop()
         started = time.perf_counter()

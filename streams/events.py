@@ -5,11 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal
-
-Platform = Literal["vk", "telegram"]
-Kind = Literal["post", "comment"]
-Action = Literal["new", "edit", "delete", "restore"]
+from typing import Any
 
 
 @dataclass(frozen=True)

@@ -139,3 +139,16 @@ def build_oracle_checkpoint(
     if thresholds:
         (path / "dozor.json").write_text(json.dumps({"thresholds": thresholds}))
     return path
+
+
+def answers_from_labels(
+    labels: dict[str, dict[str, bool | float]], yes: float = 0.95, no: float = 0.02
+) -> dict[str, dict[str, float]]:
+    """Oracle answers from a fixture's labels: booleans become `yes`/`no`, numbers stay."""
+    return {
+        text: {
+            label: (yes if value else no) if isinstance(value, bool) else float(value)
+            for label, value in intended.items()
+        }
+        for text, intended in labels.items()
+    }

@@ -19,7 +19,8 @@ import pytest
 
 from services.broker import EmbeddedBroker, free_port
 from tests.checkpoints import build_random_checkpoint
-from tests.helpers import scrape, wait_for
+from services.pages_view import scrape
+from tests.helpers import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,6 +90,8 @@ class WorkerProcess:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if getattr(self, "log", None):
+            self.log.close()
 
 
 def worker_environment(

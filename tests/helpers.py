@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -53,11 +52,6 @@ def consume_json(bootstrap: str, topic: str, until=lambda objs: False, timeout: 
     """Like `consume`, values decoded as JSON."""
     msgs = consume(bootstrap, topic, lambda m: until([json.loads(x.value) for x in m]), timeout)
     return [json.loads(m.value) for m in msgs]
-
-
-def scrape(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.read().decode()
 
 
 def metric_samples(text: str, name: str) -> dict[tuple, float]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checkpoints import build_oracle_checkpoint
+from tests.checkpoints import answers_from_labels, build_oracle_checkpoint
 from tests.helpers import consume_json, metric_samples, replay_file, wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vk"
@@ -25,15 +25,9 @@ COMMENT_REASONS = {"toxic", "strongly_negative"}
 @pytest.fixture(scope="module")
 def oracle_model(tmp_path_factory) -> Path:
     labels = json.loads((FIXTURES / "pipeline_labels.json").read_text(encoding="utf-8"))
-    answers = {
-        text: {
-            "question": 0.95 if v["question"] else 0.02,
-            "negative": v["negative"],
-            "toxic": v["toxic"],
-        }
-        for text, v in labels.items()
-    }
-    return build_oracle_checkpoint(tmp_path_factory.mktemp("oracle") / "m", answers)
+    return build_oracle_checkpoint(
+        tmp_path_factory.mktemp("oracle") / "m", answers_from_labels(labels)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 
 from services.broker import free_port
 from services.replay import advance_clock, read_lines, replay_lines, wait_until_consumed
-from tests.checkpoints import build_oracle_checkpoint
+from tests.checkpoints import answers_from_labels, build_oracle_checkpoint
 from tests.conftest import WorkerProcess, worker_environment
 from tests.helpers import consume_json, metric_samples, wait_for
 
@@ -34,16 +34,10 @@ def expected() -> dict:
 @pytest.fixture(scope="module")
 def scenario_model(tmp_path_factory) -> Path:
     labels = json.loads((SCENARIO / "labels.json").read_text(encoding="utf-8"))
-    answers = {
-        text: {
-            "question": 0.95 if v["question"] else 0.02,
-            "negative": 0.9 if v["negative"] else 0.05,
-            "toxic": 0.9 if v["toxic"] else 0.01,
-        }
-        for text, v in labels.items()
-    }
-    # strongly_negative flags are out of this scenario's scope: keep them off.
-    return build_oracle_checkpoint(tmp_path_factory.mktemp("scenario") / "m", answers)
+    # strongly_negative flags are out of this scenario's scope: the workers keep them off.
+    return build_oracle_checkpoint(
+        tmp_path_factory.mktemp("scenario") / "m", answers_from_labels(labels)
+    )
 
 
 def expected_flags(expected: dict) -> list[tuple[str, str, str]]:
