@@ -74,8 +74,10 @@ class WorkerProcess:
     def metrics(self) -> str:
         return scrape(self.metrics_url)
 
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:]
+    def logs(self, tail: int | None = 5000) -> str:
+        """The worker's log; by default only the tail, for assertion messages."""
+        text = self.log_path.read_text(errors="replace")
+        return text if tail is None else text[-tail:]
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no final commit — a crash."""
