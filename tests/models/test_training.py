@@ -10,6 +10,7 @@ import csv
 import json
 import random
 
+import numpy as np
 import pytest
 
 from models.classifier import TextClassifier
@@ -145,3 +146,43 @@ def test_evaluate_writes_reports_with_baselines(data_dir, tmp_path):
 
 def test_strip_question_marks():
     assert strip_question_marks("Когда починят?? Ответьте?") == "Когда починят Ответьте"
+
+
+def test_distillation_teacher_fills_labels_a_source_does_not_know(data_dir, tmp_path):
+    from models.training.distill import EmbeddingCache, Teacher
+    from models.training.e5_teacher import E5Teacher
+    from tests.models.test_e5_teacher import write_e5_file
+
+    e5_path = tmp_path / "tiny-e5.bin"
+    write_e5_file(e5_path, seed=3)
+    corpus = build_corpus(data_dir, seed=13)
+    cache = EmbeddingCache(tmp_path / "cache", encoder=E5Teacher(e5_path, threads=1))
+    teacher = Teacher(["question", "negative", "toxic", "positive"], cache).fit(corpus.train, corpus.validation)
+    assert set(teacher.report) == {"question", "negative", "toxic", "positive"}
+    sentiment_only = [e for e in corpus.train if e.source == "rusentiment"][:20]
+    assert all("toxic" not in e.targets for e in sentiment_only)
+    scores = teacher.predict([e.text for e in sentiment_only])
+    assert not np.isnan(scores).any()  # every label gets a soft target, also those the source lacks
+    toxic = [e.text for e in corpus.train if e.targets.get("toxic") == 1]
+    clean = [e.text for e in corpus.train if e.targets.get("toxic") == 0]
+    assert teacher.predict(toxic)[:, 2].mean() > teacher.predict(clean)[:, 2].mean() + 0.3
+
+    # a second run finds every embedding on disk and needs no encoder
+    reloaded = EmbeddingCache(tmp_path / "cache")
+    texts = [e.text for e in corpus.train[:50]]
+    np.testing.assert_allclose(reloaded(texts), cache(texts), atol=1e-3)
+    assert reloaded.encoder is None
+
+
+def test_train_with_teacher_writes_a_working_checkpoint(data_dir, tmp_path):
+    from tests.models.test_e5_teacher import write_e5_file
+
+    e5_path = tmp_path / "tiny-e5.bin"
+    write_e5_file(e5_path, seed=3)
+    config = tiny_config(data_dir, teacher="e5", teacher_model_path=str(e5_path), distill_weight=0.5,
+                         teacher_cache_dir=str(tmp_path / "cache"))
+    summary = train_default(config, tmp_path / "model")
+    assert summary["teacher"]["toxic"]["validation_f1"] > 0.5
+    clf = TextClassifier.load(tmp_path / "model")
+    scores = clf.predict(["Ты тупой идиот с Садовой", "Хороший комментарий про Садовой"])
+    assert scores[0]["toxic"] > scores[1]["toxic"]

