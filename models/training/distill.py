@@ -158,3 +158,68 @@ def _best_f1(gold: list[int], scores) -> float:
 
 def save_teacher_report(teacher: Teacher, path: str | Path) -> None:
     Path(path).write_text(json.dumps(teacher.report, indent=2) + "\n", encoding="utf-8")
+
+
+class FineTunedTeacher:
+    """e5 with its top layers fine-tuned on the training split (see :mod:`models.training.e5_finetune`)."""
+
+    def __init__(self, labels: list[str], encoder, frozen_layers: int = 10, epochs: int = 2,
+                 learning_rate: float = 1e-4, time_budget_minutes: float = 40.0):
+        self.labels = labels
+        self.encoder = encoder
+        self.frozen_layers = frozen_layers
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.time_budget_minutes = time_budget_minutes
+        self.model = self.states = None
+        self.tfidf, self.tfidf_weight = None, 0.0
+        self.report: dict = {}
+
+    def fit(self, train: list[Example], validation: list[Example], seed: int = 13) -> "FineTunedTeacher":
+        from models.training.e5_finetune import fine_tune_top
+
+        self.model, self.states, history = fine_tune_top(
+            self.encoder, train, validation, self.labels, frozen_layers=self.frozen_layers, epochs=self.epochs,
+            learning_rate=self.learning_rate, seed=seed, time_budget_minutes=self.time_budget_minutes)
+        self.report = {"kind": f"e5, top {self.encoder.model.config.num_hidden_layers - self.frozen_layers} layers fine-tuned",
+                       "history": history}
+        return self
+
+    def with_tfidf(self, tfidf, weight: float, validation: list[Example]) -> "FineTunedTeacher":
+        self.tfidf, self.tfidf_weight = tfidf, weight
+        scores = self.predict([e.text for e in validation])
+        self.report["validation_f1_ensemble"] = {
+            label: round(_best_f1([e.targets[label] for e in validation if label in e.targets],
+                                  [scores[i, j] for i, e in enumerate(validation) if label in e.targets]), 4)
+            for j, label in enumerate(self.labels) if any(label in e.targets for e in validation)}
+        return self
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        from models.training.e5_finetune import predict_top
+
+        out = predict_top(self.model, self.states, texts)
+        if self.tfidf is not None and self.tfidf_weight > 0:
+            tfidf_scores = self.tfidf.predict_proba(texts)
+            for j, label in enumerate(self.labels):
+                if label in tfidf_scores:
+                    out[:, j] = (1 - self.tfidf_weight) * out[:, j] + self.tfidf_weight * np.asarray(tfidf_scores[label])
+        return out
+
+
+def held_out_diagnostics(teacher, validation: list[Example], held_out, labels: list[str]) -> dict:
+    """Teacher F1 per held-out split at thresholds chosen on validation (reported, never used to choose)."""
+    val_scores = teacher.predict([e.text for e in validation])
+    thresholds = {}
+    for j, label in enumerate(labels):
+        rows = [i for i, e in enumerate(validation) if label in e.targets]
+        if rows:
+            thresholds[label] = best_threshold([validation[i].targets[label] for i in rows],
+                                               [float(val_scores[i, j]) for i in rows])
+    out = {}
+    for split in held_out:
+        if split.label not in thresholds:
+            continue
+        j = labels.index(split.label)
+        scores = teacher.predict(split.texts)[:, j]
+        out[split.name] = round(precision_recall_f1(split.gold, [int(s >= thresholds[split.label]) for s in scores])["f1"], 4)
+    return out

@@ -179,10 +179,13 @@ def test_train_with_teacher_writes_a_working_checkpoint(data_dir, tmp_path):
 
     e5_path = tmp_path / "tiny-e5.bin"
     write_e5_file(e5_path, seed=3)
-    config = tiny_config(data_dir, teacher="e5", teacher_model_path=str(e5_path), distill_weight=0.5,
+    config = tiny_config(data_dir, teacher="e5", teacher_model_path=str(e5_path), distill_weight=0.5, teacher_frozen_layers=1,
                          teacher_cache_dir=str(tmp_path / "cache"))
     summary = train_default(config, tmp_path / "model")
-    assert summary["teacher"]["toxic"]["validation_f1"] > 0.5
+    teacher = summary["teacher"]
+    assert teacher["kind"] == "e5, top 1 layers fine-tuned"
+    assert max(epoch["validation_f1"]["toxic"] for epoch in teacher["history"]) > 0.6
+    assert set(teacher["held_out_f1_diagnostic"]) >= {"rusentiment_test", "toxic_2ch_pikabu_heldout"}
     clf = TextClassifier.load(tmp_path / "model")
     scores = clf.predict(["Ты тупой идиот с Садовой", "Хороший комментарий про Садовой"])
     assert scores[0]["toxic"] > scores[1]["toxic"]
