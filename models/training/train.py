@@ -319,6 +319,24 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
 
     if config.teacher not in ("e5", "e5-frozen"):
         raise SystemExit(f"unknown teacher {config.teacher!r}: use 'e5' or 'e5-frozen'")
+    examples = list(corpus.train)
+    if config.transfer_texts:
+        from models.training.data import read_transfer_texts
+
+        held = {e.text for e in corpus.validation} | {t for s in corpus.held_out for t in s.texts}
+        extra = [t for t in read_transfer_texts(data_dir) if t not in held]
+        examples += [Example(t, {}, "transfer") for t in extra]
+        print(f"teacher: {len(extra)} unlabelled transfer texts", flush=True)
+    cache_dir = Path(config.teacher_cache_dir)
+    if not cache_dir.is_absolute():
+        cache_dir = Path(__file__).resolve().parents[2] / cache_dir
+    cached = _teacher_targets_path(config, cache_dir, examples, corpus.validation)
+    if cached.with_suffix(".npy").exists() and not config.teacher_model_path:
+        print(f"teacher: soft targets from {cached.with_suffix('.npy')} (delete it to refit the teacher)", flush=True)
+        import numpy as np
+
+        report = json.loads(cached.with_suffix(".json").read_text(encoding="utf-8"))
+        return examples, np.load(cached.with_suffix(".npy")), report
     threads = max(2, config.threads)
     encoder = E5Teacher(config.teacher_model_path, threads=threads) if config.teacher_model_path else None
     labels = list(config.labels)
@@ -343,18 +361,28 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
     if corpus.held_out:
         teacher.report["held_out_f1_diagnostic"] = held_out_diagnostics(teacher, corpus.validation, corpus.held_out, labels)
     print(f"teacher: {json.dumps(teacher.report, ensure_ascii=False)}", flush=True)
-    examples = list(corpus.train)
-    if config.transfer_texts:
-        from models.training.data import read_transfer_texts
-
-        held = {e.text for e in corpus.validation} | {t for s in corpus.held_out for t in s.texts}
-        extra = [t for t in read_transfer_texts(data_dir) if t not in held]
-        examples += [Example(t, {}, "transfer") for t in extra]
-        print(f"teacher: {len(extra)} unlabelled transfer texts", flush=True)
     soft = teacher.predict([e.text for e in examples])
     if config.teacher == "e5":
         torch.set_num_threads(max(1, config.threads))
+    if not config.teacher_model_path:
+        import numpy as np
+
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        np.save(cached.with_suffix(".npy"), soft)
+        cached.with_suffix(".json").write_text(json.dumps(teacher.report, indent=2, ensure_ascii=False), encoding="utf-8")
     return examples, soft, teacher.report
+
+
+def _teacher_targets_path(config: TrainConfig, cache_dir: Path, examples: list[Example], validation: list[Example]) -> Path:
+    """Cache key of the teacher's soft targets: every setting that shapes the teacher, and the texts."""
+    import hashlib
+
+    keys = ("seed", "labels", "teacher", "teacher_frozen_layers", "teacher_epochs", "teacher_learning_rate",
+            "teacher_tfidf_weight", "question_mark_strip_share", "max_rows_per_source")
+    digest = hashlib.sha256(json.dumps({k: getattr(config, k) for k in keys}, sort_keys=True).encode())
+    for e in examples + validation:
+        digest.update(e.text.encode("utf-8") + b"\0" + json.dumps(e.targets, sort_keys=True).encode())
+    return cache_dir / f"targets-{digest.hexdigest()[:16]}"
 
 
 def fine_tune(model_dir: str | Path, csv_path: str | Path, output_dir: str | Path, epochs: int = 3,
