@@ -19,18 +19,11 @@ from models.training.data import Example
 from models.training.metrics import best_threshold, precision_recall_f1
 
 
-def _extended_mask(mask, dtype):
-    return (1.0 - mask[:, None, None, :].to(dtype)) * torch_finfo_min(dtype)
-
-
-def torch_finfo_min(dtype):
+def _run_layers(layers, hidden, mask):
+    """Run BERT layers with an additive attention mask (padding positions get the dtype's minimum)."""
     import torch
 
-    return torch.finfo(dtype).min
-
-
-def _run_layers(layers, hidden, mask):
-    ext = _extended_mask(mask, hidden.dtype)
+    ext = (1.0 - mask[:, None, None, :].to(hidden.dtype)) * torch.finfo(hidden.dtype).min
     for layer in layers:
         out = layer(hidden, attention_mask=ext)
         hidden = out[0] if isinstance(out, tuple) else out

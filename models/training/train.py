@@ -295,6 +295,7 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
     summary = {
         "config": asdict(config),
         "train_examples": len(corpus.train),
+        "transfer_examples": len(train_examples) - len(corpus.train),
         "validation_examples": len(corpus.validation),
         "navec_initialised_share": navec_share,
         "teacher": teacher_report,
@@ -331,7 +332,7 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
     if not cache_dir.is_absolute():
         cache_dir = Path(__file__).resolve().parents[2] / cache_dir
     cached = _teacher_targets_path(config, cache_dir, examples, corpus.validation)
-    if cached.with_suffix(".npy").exists() and not config.teacher_model_path:
+    if cached.with_suffix(".npy").exists():
         print(f"teacher: soft targets from {cached.with_suffix('.npy')} (delete it to refit the teacher)", flush=True)
         import numpy as np
 
@@ -347,9 +348,6 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
         teacher = FineTunedTeacher(labels, encoder or E5Teacher(threads=threads), frozen_layers=config.teacher_frozen_layers,
                                    epochs=config.teacher_epochs, learning_rate=config.teacher_learning_rate)
     else:
-        cache_dir = Path(config.teacher_cache_dir)
-        if not cache_dir.is_absolute():
-            cache_dir = Path(__file__).resolve().parents[2] / cache_dir
         teacher = Teacher(labels, EmbeddingCache(cache_dir, encoder=encoder, threads=threads))
     teacher.fit(corpus.train, corpus.validation, seed=config.seed)
     if config.teacher_tfidf_weight > 0:
@@ -364,12 +362,11 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
     soft = teacher.predict([e.text for e in examples])
     if config.teacher == "e5":
         torch.set_num_threads(max(1, config.threads))
-    if not config.teacher_model_path:
-        import numpy as np
+    import numpy as np
 
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        np.save(cached.with_suffix(".npy"), soft)
-        cached.with_suffix(".json").write_text(json.dumps(teacher.report, indent=2, ensure_ascii=False), encoding="utf-8")
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cached.with_suffix(".npy"), soft)
+    cached.with_suffix(".json").write_text(json.dumps(teacher.report, indent=2, ensure_ascii=False), encoding="utf-8")
     return examples, soft, teacher.report
 
 
@@ -377,9 +374,12 @@ def _teacher_targets_path(config: TrainConfig, cache_dir: Path, examples: list[E
     """Cache key of the teacher's soft targets: every setting that shapes the teacher, and the texts."""
     import hashlib
 
-    keys = ("seed", "labels", "teacher", "teacher_frozen_layers", "teacher_epochs", "teacher_learning_rate",
-            "teacher_tfidf_weight", "question_mark_strip_share", "max_rows_per_source")
+    keys = ("seed", "labels", "teacher", "teacher_model_path", "teacher_frozen_layers", "teacher_epochs",
+            "teacher_learning_rate", "teacher_tfidf_weight", "question_mark_strip_share", "max_rows_per_source")
     digest = hashlib.sha256(json.dumps({k: getattr(config, k) for k in keys}, sort_keys=True).encode())
+    if config.teacher_model_path:
+        stat = Path(config.teacher_model_path).stat()
+        digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
     for e in examples + validation:
         digest.update(e.text.encode("utf-8") + b"\0" + json.dumps(e.targets, sort_keys=True).encode())
     return cache_dir / f"targets-{digest.hexdigest()[:16]}"

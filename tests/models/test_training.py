@@ -174,7 +174,7 @@ def test_distillation_teacher_fills_labels_a_source_does_not_know(data_dir, tmp_
     assert reloaded.encoder is None
 
 
-def test_train_with_teacher_writes_a_working_checkpoint(data_dir, tmp_path):
+def test_train_with_teacher_writes_a_working_checkpoint(data_dir, tmp_path, capsys):
     from tests.models.test_e5_teacher import write_e5_file
 
     e5_path = tmp_path / "tiny-e5.bin"
@@ -189,3 +189,17 @@ def test_train_with_teacher_writes_a_working_checkpoint(data_dir, tmp_path):
     clf = TextClassifier.load(tmp_path / "model")
     scores = clf.predict(["Ты тупой идиот с Садовой", "Хороший комментарий про Садовой"])
     assert scores[0]["toxic"] > scores[1]["toxic"]
+
+    # a second run with other student settings reuses the cached teacher targets
+    cached = list((tmp_path / "cache").glob("targets-*.npy"))
+    assert len(cached) == 1
+    config.epochs = 1
+    capsys.readouterr()
+    again = train_default(config, tmp_path / "model2")
+    assert "teacher: soft targets from" in capsys.readouterr().out
+    assert again["teacher"] == json.loads(json.dumps(teacher))
+    assert list((tmp_path / "cache").glob("targets-*.npy")) == cached
+    e5_path.write_bytes(e5_path.read_bytes())  # a changed teacher file is a new cache key
+    train_default(config, tmp_path / "model3")
+    assert "soft targets from" not in capsys.readouterr().out
+    assert len(list((tmp_path / "cache").glob("targets-*.npy"))) == 2
