@@ -17,6 +17,8 @@ import numpy as np
 
 from models.training.data import Example
 from models.training.metrics import best_threshold, precision_recall_f1
+from models.training.train import length_bucketed_batches
+from models.training.train import pad as pad_batch
 
 
 def _run_layers(layers, hidden, mask):
@@ -53,12 +55,7 @@ class LowerStates:
                                           unit="text", dynamic_ncols=True) as bar:
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
-                width = max(len(encoded[i]) for i in idx)
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
-                    mask[row, :len(encoded[i])] = 1
+                ids, mask = pad_batch([encoded[i] for i in idx], pad)
                 hidden = model.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
                 hidden = _run_layers(model.encoder.layer[:self.frozen_layers], hidden, mask)
                 for row, i in enumerate(idx):
@@ -132,13 +129,7 @@ def fine_tune_top(teacher, train: list[Example], validation: list[Example], labe
     best, history = (-1.0, None), []
     for epoch in range(1, epochs + 1):
         model.modules.train()
-        order = list(range(len(train)))
-        rng.shuffle(order)
-        batches = []
-        for start in range(0, len(order), batch_size * 50):
-            part = sorted(order[start:start + batch_size * 50], key=lambda i: lengths[i])
-            batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
-        rng.shuffle(batches)
+        batches = length_bucketed_batches(lengths, batch_size, rng)
         running = seen = 0
         bar = tqdm(batches, desc=f"teacher epoch {epoch}/{epochs}", unit="batch", dynamic_ncols=True)
         for batch in bar:

@@ -170,6 +170,8 @@ class E5Teacher:
         """[len(texts), 384] L2-normalised embeddings; length-sorted batches with dynamic padding."""
         import torch
 
+        from models.training.train import pad as pad_batch
+
         encoded = [self.encode_ids(t, prefix) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
@@ -177,12 +179,7 @@ class E5Teacher:
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
-                width = max(len(encoded[i]) for i in idx)
-                ids = torch.full((len(idx), width), pad, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    ids[row, :len(encoded[i])] = torch.tensor(encoded[i])
-                    mask[row, :len(encoded[i])] = 1
+                ids, mask = pad_batch([encoded[i] for i in idx], pad)
                 hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
                 pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
                 pooled = torch.nn.functional.normalize(pooled, dim=-1)
