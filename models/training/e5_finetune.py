@@ -17,7 +17,7 @@ import numpy as np
 
 from models.training.data import Example
 from models.training.metrics import best_threshold, precision_recall_f1
-from models.training.train import length_bucketed_batches
+from models.training.train import length_bucketed_batches, optimiser_step, targets_and_masks
 from models.training.train import pad as pad_batch
 
 
@@ -96,12 +96,6 @@ class TopModel:
         return self.head(pooled)
 
 
-def _targets(examples: list[Example], labels: list[str]):
-    targets = [[float(e.targets.get(label, 0)) for label in labels] for e in examples]
-    masks = [[1.0 if label in e.targets else 0.0 for label in labels] for e in examples]
-    return targets, masks
-
-
 def fine_tune_top(teacher, train: list[Example], validation: list[Example], labels: list[str],
                   frozen_layers: int = 8, epochs: int = 2, batch_size: int = 32, learning_rate: float = 1e-4,
                   head_learning_rate: float = 1e-3, seed: int = 13, time_budget_minutes: float = 60.0,
@@ -122,7 +116,7 @@ def fine_tune_top(teacher, train: list[Example], validation: list[Example], labe
     steps = math.ceil(len(train) / batch_size) * epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / max(1, int(0.06 * steps))) * max(0.0, (steps - s) / steps))
-    targets, masks = _targets(train, labels)
+    targets, masks = targets_and_masks(train, labels)
     lengths = [len(states.states[e.text]) for e in train]
     loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
     deadline = time.monotonic() + time_budget_minutes * 60
@@ -138,11 +132,7 @@ def fine_tune_top(teacher, train: list[Example], validation: list[Example], labe
             target = torch.tensor([targets[i] for i in batch])
             weight = torch.tensor([masks[i] for i in batch])
             loss = (loss_fn(logits, target) * weight).sum() / weight.sum().clamp(min=1.0)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.modules.parameters(), 1.0)
-            optimiser.step()
-            scheduler.step()
-            optimiser.zero_grad(set_to_none=True)
+            optimiser_step(loss, model.modules.parameters(), optimiser, scheduler)
             running += loss.item() * len(batch)
             seen += len(batch)
             bar.set_postfix(loss=f"{running / seen:.4f}")

@@ -86,11 +86,28 @@ def encode_examples(tokenizer, examples: list[Example], labels: list[str], max_l
 
     The mask carries the loss weight of the example's source (default 1).
     """
-    weights = source_weights or {}
     ids = tokenizer([e.text for e in examples], truncation=True, max_length=max_length)["input_ids"]
+    targets, masks = targets_and_masks(examples, labels, source_weights)
+    return ids, targets, masks
+
+
+def targets_and_masks(examples: list[Example], labels: list[str], source_weights: dict[str, float] | None = None):
+    """Target rows (0/1 per label) and mask rows (the source's loss weight where it knows the label, else 0)."""
+    weights = source_weights or {}
     targets = [[float(e.targets.get(label, 0)) for label in labels] for e in examples]
     masks = [[weights.get(e.source, 1.0) if label in e.targets else 0.0 for label in labels] for e in examples]
-    return ids, targets, masks
+    return targets, masks
+
+
+def optimiser_step(loss, parameters, optimiser, scheduler) -> None:
+    """Backward pass, gradient clipping at norm 1, one optimiser and scheduler step."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimiser.step()
+    scheduler.step()
+    optimiser.zero_grad(set_to_none=True)
 
 
 def length_bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -205,11 +222,7 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
                 s_target, s_mask = soft[rows], soft_mask[rows]
                 soft_loss = (loss_fn(logits, s_target) * s_mask).sum() / s_mask.sum().clamp(min=1.0)
                 loss = (1 - distill_weight) * loss + distill_weight * soft_loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
-            scheduler.step()
-            optimiser.zero_grad(set_to_none=True)
+            optimiser_step(loss, model.parameters(), optimiser, scheduler)
             running += loss.item() * len(batch)
             seen += len(batch)
             bar.set_postfix(loss=f"{running / seen:.4f}")
