@@ -139,7 +139,8 @@ def cmd_model_eval(args) -> int:
     config = TrainConfig.from_yaml(args.config, seed=args.seed)
     report = evaluate(args.model, args.report_dir, args.data_dir, seed=config.seed, baselines=not args.no_baselines,
                       max_rows_per_source=args.max_rows_per_source, threads=args.threads,
-                      question_mark_strip_share=config.question_mark_strip_share)
+                      question_mark_strip_share=config.question_mark_strip_share,
+                      questions_without_marks=config.questions_without_marks)
     print((Path(args.report_dir) / "report.md").read_text(encoding="utf-8"))
     print(f"reports written to {args.report_dir}/report.md and report.json ({report['seconds']} s)")
     return 0

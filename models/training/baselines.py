@@ -2,7 +2,7 @@
 
 * TF-IDF (char 2–5-grams within word boundaries + word 1–2-grams) with one logistic regression per
   label, trained on the same training split as the model (only rows where the label is known),
-  thresholds chosen on the same validation split.
+  thresholds chosen on the same validation split, as the model's (``data.threshold_sets``).
 * Keyword / "?" rules for questions.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from models.training.data import LABELS, Example
-from models.training.metrics import best_threshold
+from models.training.data import LABELS, Example, threshold_sets
+from models.training.metrics import thresholds_on_sets
 
 _QUESTION_WORDS = (
     "кто", "что", "чем", "чего", "кому", "кого", "где", "куда", "откуда", "когда", "почему", "зачем",
@@ -50,7 +50,7 @@ class TfidfBaseline:
         self.models: dict = {}
         self.thresholds: dict[str, float] = {}
 
-    def fit(self, train: list[Example], validation: list[Example]) -> "TfidfBaseline":
+    def fit(self, train: list[Example], validation: list[Example], questions_without_marks: bool = False) -> "TfidfBaseline":
         from sklearn.linear_model import LogisticRegression
 
         x = self.vectoriser.fit_transform([e.text for e in train])
@@ -62,10 +62,8 @@ class TfidfBaseline:
             model = LogisticRegression(C=4.0, max_iter=2000, solver="liblinear", random_state=self.seed)
             model.fit(x[rows], y)
             self.models[label] = model
-        val_scores = self.predict_proba([e.text for e in validation])
-        for label in self.models:
-            rows = [i for i, e in enumerate(validation) if label in e.targets]
-            self.thresholds[label] = best_threshold([validation[i].targets[label] for i in rows], [val_scores[label][i] for i in rows])
+        sets = threshold_sets(validation, list(self.models), questions_without_marks=questions_without_marks)
+        self.thresholds, _ = thresholds_on_sets(sets, self.predict_proba)
         return self
 
     def predict_proba(self, texts: list[str]) -> dict[str, list[float]]:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.training.data import Example
-from models.training.metrics import best_threshold, precision_recall_f1
+from models.training.data import Example, threshold_sets
+from models.training.metrics import best_threshold, precision_recall_f1, thresholds_on_sets
 
 
 def _hash_texts(texts: list[str]) -> str:
@@ -206,15 +206,14 @@ class FineTunedTeacher:
         return out
 
 
-def held_out_diagnostics(teacher, validation: list[Example], held_out, labels: list[str]) -> dict:
+def held_out_diagnostics(teacher, validation: list[Example], held_out, labels: list[str],
+                         questions_without_marks: bool = False) -> dict:
     """Teacher F1 per held-out split at thresholds chosen on validation (reported, never used to choose)."""
-    val_scores = teacher.predict([e.text for e in validation])
-    thresholds = {}
-    for j, label in enumerate(labels):
-        rows = [i for i, e in enumerate(validation) if label in e.targets]
-        if rows:
-            thresholds[label] = best_threshold([validation[i].targets[label] for i in rows],
-                                               [float(val_scores[i, j]) for i in rows])
+    def score(texts: list[str]) -> dict[str, list[float]]:
+        scores = teacher.predict(texts)
+        return {label: scores[:, j].tolist() for j, label in enumerate(labels)}
+
+    thresholds, _ = thresholds_on_sets(threshold_sets(validation, labels, questions_without_marks), score)
     out = {}
     for split in held_out:
         if split.label not in thresholds:

@@ -31,7 +31,7 @@ def _score_split(split, scores: dict[str, list[float]], thresholds: dict[str, fl
 
 def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path, seed: int = 13,
              baselines: bool = True, max_rows_per_source: int | None = None, threads: int = 2,
-             question_mark_strip_share: float = 0.5) -> dict:
+             question_mark_strip_share: float = 0.5, questions_without_marks: bool = False) -> dict:
     """Score ``model_dir`` and (unless ``baselines`` is false) the baselines; write the reports.
 
     ``seed`` and ``question_mark_strip_share`` must be the model's training values, so that the
@@ -55,7 +55,7 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
         from models.training.baselines import TfidfBaseline
 
         print(f"training the TF-IDF baseline on {len(corpus.train)} texts ...", flush=True)
-        tfidf = TfidfBaseline(seed=seed).fit(corpus.train, corpus.validation)
+        tfidf = TfidfBaseline(seed=seed).fit(corpus.train, corpus.validation, questions_without_marks=questions_without_marks)
 
     splits = []
     for split in corpus.held_out:

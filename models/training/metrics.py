@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 
 def precision_recall_f1(gold: list[int], predicted: list[int]) -> dict[str, float]:
     tp = sum(1 for g, p in zip(gold, predicted) if g and p)
@@ -25,6 +27,34 @@ def best_threshold(gold: list[int], scores: list[float], grid_step: float = 0.01
     best_f1 = max(f1s)
     tied = [t for t, f1 in zip(grid, f1s) if f1 >= best_f1 - 1e-12]
     return tied[len(tied) // 2]
+
+
+def choose_thresholds(gold: dict[str, list[int]], scores: dict[str, list[float]]) -> tuple[dict[str, float], dict[str, dict]]:
+    """Per label, the F1-maximising threshold and the precision / recall / F1 it gives.
+
+    A label whose gold values hold no positive keeps 0.5 and gets no report.
+    """
+    thresholds, report = {}, {}
+    for label, values in gold.items():
+        if not any(values):
+            thresholds[label] = 0.5
+            continue
+        thresholds[label] = best_threshold(values, scores[label])
+        report[label] = precision_recall_f1(values, [int(s >= thresholds[label]) for s in scores[label]])
+    return thresholds, report
+
+
+def thresholds_on_sets(sets: dict[str, tuple[list[str], list[int]]],
+                       score_texts: Callable[[list[str]], dict[str, list[float]]]) -> tuple[dict[str, float], dict[str, dict]]:
+    """Thresholds per label on its own (texts, gold) set (see ``data.threshold_sets``).
+
+    ``score_texts`` maps texts to {label: scores}; each distinct text is scored once.
+    """
+    texts = list(dict.fromkeys(t for label_texts, _ in sets.values() for t in label_texts))
+    scored = score_texts(texts)
+    index = {t: i for i, t in enumerate(texts)}
+    scores = {label: [scored[label][index[t]] for t in label_texts] for label, (label_texts, _) in sets.items()}
+    return choose_thresholds({label: gold for label, (_, gold) in sets.items()}, scores)
 
 
 def three_class(negative: float, positive: float, thr_negative: float, thr_positive: float) -> str:

@@ -14,10 +14,13 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from models.training.data import LABELS, Example, build_corpus, read_user_csv
-from models.training.metrics import best_threshold, precision_recall_f1
+from models.training.data import LABELS, Example, build_corpus, read_user_csv, threshold_sets
+from models.training.metrics import thresholds_on_sets
 
 log = logging.getLogger(__name__)
+
+# Tokens per text when the model is run (TextClassifier's default); validation is scored at it.
+INFERENCE_MAX_LENGTH = 256
 
 DEFAULT_CONFIG = Path(__file__).with_name("default.yaml")
 
@@ -32,6 +35,8 @@ class TrainConfig:
     max_rows_per_source: int | None = None
     question_mark_strip_share: float = 0.5
     source_weights: dict[str, float] = field(default_factory=dict)
+    label_weights: dict[str, float] = field(default_factory=dict)
+    questions_without_marks: bool = False  # question threshold on "?"-stripped social-media validation texts
     vocab_size: int = 24000
     hidden_size: int = 256
     num_layers: int = 2
@@ -152,26 +157,17 @@ def predict_ids(model, ids: list[list[int]], pad_id: int, batch_size: int = 256)
     return out  # type: ignore[return-value]
 
 
-def choose_thresholds(scores: list[list[float]], targets, masks, labels: list[str]) -> tuple[dict[str, float], dict[str, dict]]:
-    """Per label, the F1-maximising threshold on the validation rows where the label is known."""
-    thresholds, report = {}, {}
-    for j, label in enumerate(labels):
-        rows = [i for i in range(len(scores)) if masks[i][j]]
-        if not rows or not any(targets[i][j] for i in rows):
-            thresholds[label] = 0.5
-            continue
-        gold = [int(targets[i][j]) for i in rows]
-        s = [scores[i][j] for i in rows]
-        thresholds[label] = best_threshold(gold, s)
-        report[label] = precision_recall_f1(gold, [int(x >= thresholds[label]) for x in s])
-    return thresholds, report
-
-
 def run_training(model, tokenizer, train: list[Example], validation: list[Example], labels: list[str],
                  epochs: int, batch_size: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
                  max_length: int, seed: int, time_budget_minutes: float, source_weights: dict[str, float] | None = None,
-                 soft_targets=None, distill_weight: float = 0.0):
+                 soft_targets=None, distill_weight: float = 0.0, label_weights: dict[str, float] | None = None,
+                 questions_without_marks: bool = False, validation_max_length: int = INFERENCE_MAX_LENGTH):
     """Masked multi-label BCE training; keeps the epoch with the best mean validation F1.
+
+    Thresholds and validation F1 come from ``data.threshold_sets(validation, labels, questions_without_marks)``,
+    scored with texts cut at ``validation_max_length`` (the classifier's default), not at the training
+    cut ``max_length``: thresholds must fit the model as it is run.
+    ``label_weights`` scales each label's loss (hard and soft), default 1.
 
     With ``soft_targets`` (a teacher's probabilities, [len(train), len(labels)], NaN where the
     teacher has none) the loss is ``(1 - distill_weight) * masked BCE(hard labels) +
@@ -184,12 +180,18 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
     rng = random.Random(seed)
     pad_id = tokenizer.pad_token_id
     train_ids, train_targets, train_masks = encode_examples(tokenizer, train, labels, max_length, source_weights)
+    column_weights = torch.tensor([float((label_weights or {}).get(label, 1.0)) for label in labels])
     soft = soft_mask = None
     if soft_targets is not None and distill_weight > 0:
         soft_array = torch.as_tensor(soft_targets, dtype=torch.float32)
-        soft_mask = (~torch.isnan(soft_array)).float()
+        soft_mask = (~torch.isnan(soft_array)).float() * column_weights
         soft = torch.nan_to_num(soft_array, nan=0.0)
-    val_ids, val_targets, val_masks = encode_examples(tokenizer, validation, labels, max_length)
+    sets = threshold_sets(validation, labels, questions_without_marks=questions_without_marks)
+
+    def score_validation(texts: list[str]) -> dict[str, list[float]]:
+        ids = tokenizer(texts, truncation=True, max_length=validation_max_length)["input_ids"]
+        rows = predict_ids(model, ids, pad_id)
+        return {label: [row[j] for row in rows] for j, label in enumerate(labels)}
     steps_per_epoch = math.ceil(len(train_ids) / batch_size)
     total = steps_per_epoch * epochs
     no_decay = ("bias", "LayerNorm.weight")
@@ -214,7 +216,7 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
         for batch in bar:
             input_ids, attention = pad([train_ids[i] for i in batch], pad_id)
             target = torch.tensor([train_targets[i] for i in batch])
-            mask = torch.tensor([train_masks[i] for i in batch])
+            mask = torch.tensor([train_masks[i] for i in batch]) * column_weights
             logits = model(input_ids=input_ids, attention_mask=attention).logits
             loss = (loss_fn(logits, target) * mask).sum() / mask.sum().clamp(min=1.0)
             if soft is not None:
@@ -230,8 +232,8 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
                 stopped_early = True
                 break
         bar.close()
-        val_scores = predict_ids(model, val_ids, pad_id)
-        thresholds, report = choose_thresholds(val_scores, val_targets, val_masks, labels)
+        thresholds, report = thresholds_on_sets(sets, score_validation)
+        thresholds = {label: thresholds.get(label, 0.5) for label in labels}
         mean_f1 = sum(r["f1"] for r in report.values()) / max(len(report), 1)
         entry = {"epoch": epoch, "train_loss": running / max(seen, 1), "validation_mean_f1": mean_f1,
                  "validation_f1": {k: round(v["f1"], 4) for k, v in report.items()},
@@ -304,6 +306,7 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
         config.learning_rate, config.weight_decay, config.warmup_ratio, config.max_length, config.seed,
         config.time_budget_minutes, source_weights=config.source_weights,
         soft_targets=soft_targets, distill_weight=config.distill_weight if config.teacher else 0.0,
+        label_weights=config.label_weights, questions_without_marks=config.questions_without_marks,
     )
     summary = {
         "config": asdict(config),
@@ -367,10 +370,12 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
         from models.training.baselines import TfidfBaseline
 
         print("teacher: fitting the TF-IDF half of the ensemble ...", flush=True)
-        tfidf = TfidfBaseline(labels=tuple(labels), seed=config.seed).fit(corpus.train, corpus.validation)
+        tfidf = TfidfBaseline(labels=tuple(labels), seed=config.seed).fit(
+            corpus.train, corpus.validation, questions_without_marks=config.questions_without_marks)
         teacher.with_tfidf(tfidf, config.teacher_tfidf_weight, corpus.validation)
     if corpus.held_out:
-        teacher.report["held_out_f1_diagnostic"] = held_out_diagnostics(teacher, corpus.validation, corpus.held_out, labels)
+        teacher.report["held_out_f1_diagnostic"] = held_out_diagnostics(
+            teacher, corpus.validation, corpus.held_out, labels, questions_without_marks=config.questions_without_marks)
     print(f"teacher: {json.dumps(teacher.report, ensure_ascii=False)}", flush=True)
     soft = teacher.predict([e.text for e in examples])
     if config.teacher == "e5":

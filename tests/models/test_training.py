@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from models.classifier import TextClassifier
-from models.training.data import build_corpus, read_user_csv, strip_question_marks
+from models.training.data import Example, build_corpus, read_user_csv, strip_question_marks, threshold_sets
+from models.training.metrics import thresholds_on_sets
 from models.training.evaluate import evaluate
 from models.training.train import TrainConfig, fine_tune, train_default
 
@@ -142,6 +143,68 @@ def test_evaluate_writes_reports_with_baselines(data_dir, tmp_path):
     question = next(s for s in saved["splits"] if s["label"] == "question")
     assert "question_rule" in question
     assert "macro_f1_3class" in next(s for s in saved["splits"] if s["name"] == "rusentiment_test")["model"]
+
+
+def test_question_threshold_set_is_social_media_text_without_marks():
+    validation = [
+        Example("Какой город стоит на Садовой?", {"question": 1, "negative": 0}, "questions"),
+        Example("Когда починят дорогу?", {"question": 1, "negative": 0}, "rusentiment"),
+        Example("Всё плохо", {"question": 0, "negative": 1}, "rusentiment"),
+        Example("Ты дебил", {"toxic": 1}, "ru_toxic_2ch_pikabu"),
+    ]
+    sets = threshold_sets(validation, ["question", "negative", "toxic", "positive"], questions_without_marks=True)
+    assert sets["question"] == (["Когда починят дорогу", "Всё плохо"], [1, 0])
+    assert sets["negative"] == (["Какой город стоит на Садовой?", "Когда починят дорогу?", "Всё плохо"], [0, 0, 1])
+    assert sets["toxic"] == (["Ты дебил"], [1]) and "positive" not in sets
+    plain = threshold_sets(validation, ["question"])  # the default: every row as written
+    assert plain["question"] == (["Какой город стоит на Садовой?", "Когда починят дорогу?", "Всё плохо"], [1, 1, 0])
+
+
+def test_thresholds_on_sets_scores_each_text_once_and_per_label():
+    sets = {"question": (["a", "b", "c", "d"], [1, 1, 0, 0]), "negative": (["a", "c"], [0, 1])}
+    calls = []
+
+    def score(texts):
+        calls.append(list(texts))
+        table = {"a": (0.9, 0.2), "b": (0.7, 0.5), "c": (0.3, 0.8), "d": (0.1, 0.1)}
+        return {"question": [table[t][0] for t in texts], "negative": [table[t][1] for t in texts]}
+
+    thresholds, report = thresholds_on_sets(sets, score)
+    assert calls == [["a", "b", "c", "d"]]
+    assert 0.3 < thresholds["question"] <= 0.7 and 0.2 < thresholds["negative"] <= 0.8
+    assert report["question"]["f1"] == report["negative"]["f1"] == 1.0
+
+
+def test_label_weights_and_validation_length(data_dir, tmp_path):
+    import torch
+
+    from models.training import modeling
+    from models.training.train import run_training, set_seed
+
+    corpus = build_corpus(data_dir, seed=13)
+    tokenizer = modeling.build_tokenizer((e.text for e in corpus.train), vocab_size=400)
+    set_seed(13)
+    model = modeling.build_model(vocab_size=len(tokenizer), labels=("question", "negative", "toxic", "positive"),
+                                 hidden_size=32, layers=1, heads=2, intermediate_size=64, max_position=34,
+                                 dropout=0.1, pad_token_id=tokenizer.pad_token_id)
+    before = model.classifier.bias.detach().clone()
+    cuts = []
+
+    class RecordingTokenizer:
+        pad_token_id = tokenizer.pad_token_id
+
+        def __call__(self, texts, **kwargs):
+            cuts.append(kwargs["max_length"])
+            return tokenizer(texts, **kwargs)
+
+    run_training(model, RecordingTokenizer(), corpus.train, corpus.validation, ["question", "negative", "toxic", "positive"],
+                 epochs=1, batch_size=16, learning_rate=1e-2, weight_decay=0.01, warmup_ratio=0.1, max_length=16,
+                 seed=13, time_budget_minutes=1, label_weights={"question": 0.0}, validation_max_length=32)
+    after = model.classifier.bias.detach()
+    assert after[0] == before[0]  # no loss on "question", so its output bias never moved
+    assert not torch.equal(after[1:], before[1:])
+    # training texts are cut at max_length, validation (thresholds) at the length the model is run with
+    assert cuts == [16, 32]
 
 
 def test_strip_question_marks():
