@@ -188,10 +188,9 @@ class FineTunedTeacher:
     def with_tfidf(self, tfidf, weight: float, validation: list[Example]) -> "FineTunedTeacher":
         self.tfidf, self.tfidf_weight = tfidf, weight
         scores = self.predict([e.text for e in validation])
-        self.report["validation_f1_ensemble"] = {
-            label: round(_best_f1([e.targets[label] for e in validation if label in e.targets],
-                                  [scores[i, j] for i, e in enumerate(validation) if label in e.targets]), 4)
-            for j, label in enumerate(self.labels) if any(label in e.targets for e in validation)}
+        from models.training.e5_finetune import validation_f1
+
+        self.report["validation_f1_ensemble"] = validation_f1(scores, validation, self.labels)
         return self
 
     def predict(self, texts: list[str]) -> np.ndarray:

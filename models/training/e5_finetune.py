@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from models.training.data import Example
-from models.training.metrics import best_threshold, precision_recall_f1
+from models.training.data import Example, threshold_sets
+from models.training.metrics import thresholds_on_sets
 from models.training.train import length_bucketed_batches, optimiser_step, targets_and_masks
 from models.training.train import pad as pad_batch
 
@@ -140,7 +140,7 @@ def fine_tune_top(teacher, train: list[Example], validation: list[Example], labe
                 break
         bar.close()
         scores = predict_top(model, states, [e.text for e in validation])
-        report = _validation_f1(scores, validation, labels)
+        report = validation_f1(scores, validation, labels)
         mean = float(np.mean(list(report.values())))
         history.append({"epoch": epoch, "loss": running / max(seen, 1), "validation_f1": report, "mean": mean})
         print(f"teacher epoch {epoch}: loss {running / max(seen, 1):.4f}, validation F1 {report} (mean {mean:.4f})", flush=True)
@@ -167,14 +167,12 @@ def predict_top(model, states: LowerStates, texts: list[str], batch_size: int = 
     return out
 
 
-def _validation_f1(scores: np.ndarray, validation: list[Example], labels: list[str]) -> dict[str, float]:
-    report = {}
-    for j, label in enumerate(labels):
-        rows = [i for i, e in enumerate(validation) if label in e.targets]
-        if not rows:
-            continue
-        gold = [validation[i].targets[label] for i in rows]
-        s = [float(scores[i, j]) for i in rows]
-        t = best_threshold(gold, s)
-        report[label] = round(precision_recall_f1(gold, [int(x >= t) for x in s])["f1"], 4)
-    return report
+def validation_f1(scores: np.ndarray, validation: list[Example], labels: list[str]) -> dict[str, float]:
+    """F1 per label at its F1-maximising threshold on the validation rows (``data.threshold_sets``)."""
+    row = {e.text: i for i, e in enumerate(validation)}
+
+    def score(texts: list[str]) -> dict[str, list[float]]:
+        return {label: [float(scores[row[t], j]) for t in texts] for j, label in enumerate(labels)}
+
+    _, report = thresholds_on_sets(threshold_sets(validation, labels), score)
+    return {label: round(r["f1"], 4) for label, r in report.items()}

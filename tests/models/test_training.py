@@ -243,10 +243,11 @@ def test_train_with_teacher_writes_a_working_checkpoint(data_dir, tmp_path, caps
     e5_path = tmp_path / "tiny-e5.bin"
     write_e5_file(e5_path, seed=3)
     config = tiny_config(data_dir, teacher="e5", teacher_model_path=str(e5_path), distill_weight=0.5, teacher_frozen_layers=1,
-                         teacher_cache_dir=str(tmp_path / "cache"))
+                         teacher_cache_dir=str(tmp_path / "cache"), teacher_tfidf_weight=0.5)
     summary = train_default(config, tmp_path / "model")
     teacher = summary["teacher"]
     assert teacher["kind"] == "e5, top 1 layers fine-tuned"
+    assert teacher["validation_f1_ensemble"]["toxic"] > 0.6  # e5 averaged with the TF-IDF baseline
     assert max(epoch["validation_f1"]["toxic"] for epoch in teacher["history"]) > 0.6
     assert set(teacher["held_out_f1_diagnostic"]) >= {"rusentiment_test", "toxic_2ch_pikabu_heldout"}
     clf = TextClassifier.load(tmp_path / "model")
