@@ -243,7 +243,8 @@ def test_train_with_teacher_writes_a_working_checkpoint(data_dir, tmp_path, caps
     e5_path = tmp_path / "tiny-e5.bin"
     write_e5_file(e5_path, seed=3)
     config = tiny_config(data_dir, teacher="e5", teacher_model_path=str(e5_path), distill_weight=0.5, teacher_frozen_layers=1,
-                         teacher_cache_dir=str(tmp_path / "cache"), teacher_tfidf_weight=0.5)
+                         teacher_cache_dir=str(tmp_path / "cache"), teacher_tfidf_weight=0.5,
+                         learning_rate=3e-3)  # at 1e-2 the distilled tiny student can sit on a plateau for 8+ epochs
     summary = train_default(config, tmp_path / "model")
     teacher = summary["teacher"]
     assert teacher["kind"] == "e5, top 1 layers fine-tuned"
@@ -251,8 +252,10 @@ def test_train_with_teacher_writes_a_working_checkpoint(data_dir, tmp_path, caps
     assert max(epoch["validation_f1"]["toxic"] for epoch in teacher["history"]) > 0.6
     assert set(teacher["held_out_f1_diagnostic"]) >= {"rusentiment_test", "toxic_2ch_pikabu_heldout"}
     clf = TextClassifier.load(tmp_path / "model")
-    scores = clf.predict(["Ты тупой идиот с Садовой", "Хороший комментарий про Садовой"])
-    assert scores[0]["toxic"] > scores[1]["toxic"]
+    toxic = [s["toxic"] for s in clf.predict([t.format(p=p) for t in TOXIC for p in PLACES])]
+    clean = [s["toxic"] for s in clf.predict([t.format(p=p) for t in CLEAN for p in PLACES])]
+    assert min(toxic) > max(clean)  # the student learned the label, not a near-tie around 0.5
+    clf.close()
 
     # a second run with other student settings reuses the cached teacher targets
     cached = list((tmp_path / "cache").glob("targets-*.npy"))
