@@ -6,7 +6,9 @@ Texts: sampled at run time from RuSentiment test and SentiRuEval-2015 test when
 ../shared/data is present (real VK posts and tweets), otherwise synthesised from comment
 templates with a realistic length spread (most 30–150 characters, a tail to ~600).
 Measures `TextClassifier.predict` at batch 64 (length-sorted, dynamically padded; median of
-three passes after a warm-up pass) and at batch 1 (per-text latency p50/p99), and, for comparison, the naive way: a transformers
+three passes after a warm-up pass) and at batch 1 (per-text latency p50/p99), the same with the
+linear layers quantised to dynamic int8 at load time (passes alternate with float32; label
+agreement with float32 reported), and, for comparison, the naive way: a transformers
 `pipeline("text-classification")` called once per text. Prints a markdown table and writes
 bench/results/classifier.json.
 """
@@ -97,19 +99,25 @@ def main(argv: list[str] | None = None) -> int:
     single = texts[: args.single_texts]
 
     clf = TextClassifier.load(args.model, batch_size=64)
-    clf.predict(texts)  # warm-up pass
+    int8 = TextClassifier.load(args.model, batch_size=64, quantize="int8")
+    fp32_scores, int8_scores = clf.predict(texts), int8.predict(texts)  # warm-up passes
 
-    batch64_runs = []
+    # float32 and int8 passes alternate, so a busy neighbour slows both alike
+    batch64_runs, int8_runs = [], []
     for _ in range(args.repeats):
-        started = time.perf_counter()
-        clf.predict(texts)
-        batch64_runs.append(len(texts) / (time.perf_counter() - started))
+        for model, runs in ((clf, batch64_runs), (int8, int8_runs)):
+            started = time.perf_counter()
+            model.predict(texts)
+            runs.append(len(texts) / (time.perf_counter() - started))
 
-    latencies = []
+    latencies, int8_latencies = [], []
     for text in single:
-        t0 = time.perf_counter()
-        clf.predict([text])
-        latencies.append(time.perf_counter() - t0)
+        for model, out in ((clf, latencies), (int8, int8_latencies)):
+            t0 = time.perf_counter()
+            model.predict([text])
+            out.append(time.perf_counter() - t0)
+    same_labels = sum(clf.labels_above(a) == clf.labels_above(b) for a, b in zip(fp32_scores, int8_scores))
+    max_shift = max(abs(a[k] - b[k]) for a, b in zip(fp32_scores, int8_scores) for k in a)
 
     pipe = transformers.pipeline("text-classification", model=str(args.model), tokenizer=str(args.model),
                                  top_k=None, function_to_apply="sigmoid", device=-1)
@@ -134,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
                     "runs_texts_per_s": [round(r, 1) for r in batch64_runs]},
         "batch1": {"texts": len(single), "texts_per_s": round(len(single) / sum(latencies), 1),
                    "p50_ms": round(1000 * percentile(latencies, 0.5), 2), "p99_ms": round(1000 * percentile(latencies, 0.99), 2)},
+        "int8_dynamic": {"texts_per_s_batch64": round(statistics.median(int8_runs), 1),
+                         "runs_texts_per_s": [round(r, 1) for r in int8_runs],
+                         "texts_per_s_batch1": round(len(single) / sum(int8_latencies), 1),
+                         "p50_ms": round(1000 * percentile(int8_latencies, 0.5), 2),
+                         "p99_ms": round(1000 * percentile(int8_latencies, 0.99), 2),
+                         "same_labels_share": round(same_labels / len(texts), 4), "max_probability_shift": round(max_shift, 4)},
         "naive_pipeline_per_text": {"texts": len(single), "texts_per_s": round(len(single) / sum(naive), 1),
                                     "p50_ms": round(1000 * percentile(naive, 0.5), 2), "p99_ms": round(1000 * percentile(naive, 0.99), 2)},
     }
@@ -147,8 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     b64, b1, nv = result["batch64"], result["batch1"], result["naive_pipeline_per_text"]
     print(f"| TextClassifier.predict, batch 64 (length-sorted; median of {len(batch64_runs)} passes) | {b64['texts']} | {b64['texts_per_s']} | — | — |")
     print(f"| TextClassifier.predict, batch 1 | {b1['texts']} | {b1['texts_per_s']} | {b1['p50_ms']} | {b1['p99_ms']} |")
+    q = result["int8_dynamic"]
+    print(f"| int8 dynamic (`DOZOR_QUANTIZE=int8`), batch 64 | {b64['texts']} | {q['texts_per_s_batch64']} | — | — |")
+    print(f"| int8 dynamic, batch 1 | {b1['texts']} | {q['texts_per_s_batch1']} | {q['p50_ms']} | {q['p99_ms']} |")
     print(f"| naive: pipeline('text-classification') per text | {nv['texts']} | {nv['texts_per_s']} | {nv['p50_ms']} | {nv['p99_ms']} |")
-    print(f"\nwritten {args.output}")
+    print(f"\nint8 vs float32: same labels on {100 * q['same_labels_share']:.1f}% of texts, largest probability shift {q['max_probability_shift']}")
+    print(f"written {args.output}")
     return 0
 
 

@@ -73,6 +73,20 @@ def map_labels(id2label: dict[int, str], label_map: dict[str, str] | None) -> di
     return mapped
 
 
+QUANTIZE_MODES = ("int8",)
+
+
+def quantize_model(model: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """Dynamic int8 quantisation of every `nn.Linear` (CPU inference only)."""
+    if mode not in QUANTIZE_MODES:
+        raise ModelConfigError(f"unknown quantisation {mode!r}: use one of {', '.join(QUANTIZE_MODES)} or leave it empty")
+    import warnings
+
+    with warnings.catch_warnings():  # torch deprecates the eager API in favour of torchao, not installed here
+        warnings.simplefilter("ignore")
+        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 def combine_scores(
     probabilities: Sequence[float], index_to_label: dict[int, str], multi_label: bool
 ) -> dict[str, float]:
@@ -113,12 +127,14 @@ class TextClassifier:
         max_length: int = 256,
         batch_size: int = 64,
         threads: int = 0,
+        quantize: str | None = None,
     ) -> TextClassifier:
         """Load a checkpoint directory (or a hub id where a network exists).
 
         Thresholds: `dozor.json` beside the weights, overridden per label by `thresholds`;
         labels without either get 0.5. The label map from `dozor.json` is used when none
-        is given.
+        is given. `quantize="int8"` converts the linear layers to dynamic int8 at load time
+        (weights stay float32 on disk; see bench/bench_classifier.py for what it buys).
         """
         if threads > 0:
             torch.set_num_threads(threads)
@@ -136,6 +152,8 @@ class TextClassifier:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForSequenceClassification.from_pretrained(source)
         model.eval()
+        if quantize:
+            model = quantize_model(model, quantize)
         index_to_label = map_labels(
             dict(model.config.id2label), label_map or stored.get("label_map")
         )

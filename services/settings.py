@@ -96,6 +96,11 @@ class Settings(BaseSettings):
         0.05, description="Longest wait to fill a batch before classifying what is there."
     )
     max_text_length: int = Field(256, description="Tokens per text; longer texts are cut.")
+    quantize: str = Field(
+        "",
+        description="'int8': dynamic int8 linear layers at load time (faster on some CPUs, "
+        "scores shift slightly; see the benchmark in the README); empty = float32.",
+    )
     inference_threads: int = Field(
         1,
         description="torch intra-op threads of the classifier; 0 = torch's default (all "

@@ -80,3 +80,22 @@ def test_most_plain_complaints_are_negative(classifier):
 def test_plain_statement_is_not_question_or_toxic(classifier):
     labels = _labels(classifier, "Сегодня в парке прошёл праздник для детей")
     assert "question" not in labels and "toxic" not in labels
+
+
+def test_int8_quantised_load_keeps_the_scores_close(classifier):
+    import torch
+
+    from models.classifier import ModelConfigError, TextClassifier
+
+    texts = ["Когда отремонтируют дорогу на улице Ленина?", "Подскажите куда обращаться по поводу отопления",
+             "Спасибо за оперативную работу!", "Вы там все тупые идиоты, уроды конченые",
+             "Третий день нет горячей воды, сколько можно терпеть", "Сегодня на площади прошла ярмарка"]
+    int8 = TextClassifier.load(MODEL_DIR, quantize="int8")
+    assert not [m for m in int8.model.modules() if type(m) is torch.nn.Linear]  # every float linear layer replaced
+    assert sum("quantized" in type(m).__module__ for m in int8.model.modules()) >= 12  # 2 layers x 6 + pooler + head
+    for text, want, got in zip(texts, classifier.predict(texts), int8.predict(texts)):
+        for label in LABELS:
+            assert got[label] == pytest.approx(want[label], abs=0.05), (text, label)
+    int8.close()
+    with pytest.raises(ModelConfigError, match="int8"):
+        TextClassifier.load(MODEL_DIR, quantize="fp4")
