@@ -358,6 +358,10 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
         import numpy as np
 
         report = json.loads(cached.with_suffix(".json").read_text(encoding="utf-8"))
+        if report.get("questions_without_marks", False) != config.questions_without_marks:
+            # the soft targets do not depend on the threshold rule; the report's F1 figures do
+            print("teacher: note: the cached report's F1 figures were computed with questions_without_marks="
+                  f"{report.get('questions_without_marks', False)}; the soft targets are the same either way", flush=True)
         return examples, np.load(cached.with_suffix(".npy")), report
     threads = max(2, config.threads)
     encoder = E5Teacher(config.teacher_model_path, threads=threads) if config.teacher_model_path else None
@@ -381,6 +385,7 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
     if corpus.held_out:
         teacher.report["held_out_f1_diagnostic"] = held_out_diagnostics(
             teacher, corpus.validation, corpus.held_out, labels, questions_without_marks=config.questions_without_marks)
+    teacher.report["questions_without_marks"] = config.questions_without_marks  # the rule its F1 figures use
     print(f"teacher: {json.dumps(teacher.report, ensure_ascii=False)}", flush=True)
     soft = teacher.predict([e.text for e in examples])
     if config.teacher == "e5":

@@ -266,6 +266,12 @@ def test_train_with_teacher_writes_a_working_checkpoint(data_dir, tmp_path, caps
     assert "teacher: soft targets from" in capsys.readouterr().out
     assert again["teacher"] == json.loads(json.dumps(teacher))
     assert list((tmp_path / "cache").glob("targets-*.npy")) == cached
+    assert teacher["questions_without_marks"] is False
+    config.questions_without_marks = True  # same soft targets, but the cached F1 figures used the other rule
+    train_default(config, tmp_path / "model2b")
+    assert "computed with questions_without_marks=False" in capsys.readouterr().out
+    assert list((tmp_path / "cache").glob("targets-*.npy")) == cached
+    config.questions_without_marks = False
     e5_path.write_bytes(e5_path.read_bytes())  # a changed teacher file is a new cache key
     train_default(config, tmp_path / "model3")
     assert "soft targets from" not in capsys.readouterr().out
