@@ -275,7 +275,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    return args.handler(args) or 0
+    try:
+        return args.handler(args) or 0
+    except Exception as exc:
+        # a wrong DOZOR_MODEL / label map / quantisation: the message says what to do, no traceback
+        # (looked up lazily so that commands which never load a model do not import torch)
+        classifier = sys.modules.get("models.classifier")
+        if classifier is not None and isinstance(exc, classifier.ModelConfigError):
+            raise SystemExit(f"dozor: {exc}") from None
+        raise
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ The README's settings table is generated from these descriptions (``dozor settin
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -96,10 +97,10 @@ class Settings(BaseSettings):
         0.05, description="Longest wait to fill a batch before classifying what is there."
     )
     max_text_length: int = Field(256, description="Tokens per text; longer texts are cut.")
-    quantize: str = Field(
+    quantize: Literal["", "int8"] = Field(
         "",
-        description="'int8': dynamic int8 linear layers at load time (faster on some CPUs, "
-        "scores shift slightly; see the benchmark in the README); empty = float32.",
+        description="'int8': dynamic int8 linear layers at load time (no faster for the "
+        "default model, measured in the README benchmark; may help larger checkpoints); empty = float32.",
     )
     inference_threads: int = Field(
         1,

@@ -57,6 +57,18 @@ def test_worker_without_bootstrap_says_what_to_do():
     assert result.returncode != 0 and "DOZOR_KAFKA_BOOTSTRAP" in result.stderr
 
 
+def test_bad_model_settings_give_one_line_errors_not_tracebacks(tmp_path):
+    def classify(**env):
+        return subprocess.run([sys.executable, "-m", "services.cli", "classify"], cwd=REPO, input="Когда?\n",
+                              capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin", **env})
+
+    missing = classify(DOZOR_MODEL=str(tmp_path / "absent"))
+    assert missing.returncode != 0 and "set DOZOR_MODEL" in missing.stderr and "Traceback" not in missing.stderr
+    quantize = classify(DOZOR_QUANTIZE="fp4")
+    assert quantize.returncode != 0 and "invalid DOZOR_* setting" in quantize.stderr and "quantize" in quantize.stderr
+    assert "Traceback" not in quantize.stderr
+
+
 def snapshot(page_id, open_, overdue, oldest, share):
     return PageView(PageSnapshot(page_id, open_, overdue, oldest, share, 0, 0, None, 0, False),
                     {}, 0)
