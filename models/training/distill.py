@@ -127,12 +127,12 @@ class Teacher:
     def with_tfidf(self, tfidf, weight: float, validation: list[Example]) -> "Teacher":
         """Average the e5 heads with a fitted TF-IDF baseline (``weight`` = TF-IDF's share)."""
         self.tfidf, self.tfidf_weight = tfidf, weight
-        scores = self.predict([e.text for e in validation])
-        for j, label in enumerate(self.labels):
-            rows = [i for i, e in enumerate(validation) if label in e.targets]
-            if rows and label in self.report:
-                self.report[label]["validation_f1_ensemble"] = round(
-                    _best_f1([validation[i].targets[label] for i in rows], scores[rows, j]), 4)
+        from models.training.e5_finetune import validation_f1
+
+        f1 = validation_f1(self.predict([e.text for e in validation]), validation, self.labels)
+        for label in self.report:
+            if label in f1:
+                self.report[label]["validation_f1_ensemble"] = f1[label]
         return self
 
     def predict(self, texts: list[str]) -> np.ndarray:

@@ -14,7 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from models.training.data import LABELS, Example, build_corpus, read_user_csv, threshold_sets
+from models.training.data import (LABELS, Example, build_corpus, has_question_mark, normalise_key, read_user_csv,
+                                  strip_question_marks, threshold_sets)
 from models.training.metrics import thresholds_on_sets
 
 log = logging.getLogger(__name__)
@@ -405,8 +406,6 @@ def stripped_copies(examples: list[Example], corpus) -> list[Example]:
     Copies that equal (case- and space-insensitively) a text already present, a validation text or
     any held-out text are left out, so nothing held out leaks in.
     """
-    from models.training.data import has_question_mark, normalise_key, strip_question_marks
-
     seen = {normalise_key(e.text) for e in examples}
     seen |= {normalise_key(e.text) for e in corpus.validation}
     seen |= {normalise_key(t) for split in corpus.held_out for t in split.texts}

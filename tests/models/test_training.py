@@ -230,6 +230,13 @@ def test_distillation_teacher_fills_labels_a_source_does_not_know(data_dir, tmp_
     clean = [e.text for e in corpus.train if e.targets.get("toxic") == 0]
     assert teacher.predict(toxic)[:, 2].mean() > teacher.predict(clean)[:, 2].mean() + 0.3
 
+    from models.training.baselines import TfidfBaseline
+
+    tfidf = TfidfBaseline(seed=13).fit(corpus.train, corpus.validation)
+    teacher.with_tfidf(tfidf, 0.5, corpus.validation)
+    assert all("validation_f1_ensemble" in r for r in teacher.report.values())
+    assert teacher.report["toxic"]["validation_f1_ensemble"] > 0.6  # e5 heads averaged with TF-IDF
+
     # a second run finds every embedding on disk and needs no encoder
     reloaded = EmbeddingCache(tmp_path / "cache")
     texts = [e.text for e in corpus.train[:50]]
