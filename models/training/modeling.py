@@ -76,6 +76,16 @@ def navec_path() -> Path | None:
     return path if path.is_file() else None
 
 
+def corpus_words(tokenizer, texts: Iterable[str]) -> "Counter[str]":
+    """Word counts as the tokenizer's normaliser and pre-tokeniser split the texts (first-seen order)."""
+    backend = tokenizer.backend_tokenizer
+    words: Counter[str] = Counter()
+    for text in texts:
+        normalised = backend.normalizer.normalize_str(text)
+        words.update(w for w, _ in backend.pre_tokenizer.pre_tokenize_str(normalised))
+    return words
+
+
 def init_embeddings_from_navec(model, tokenizer, texts: Iterable[str], path: Path, scale: float = 0.5) -> float:
     """Initialise word embeddings from navec (PCA to the hidden size); returns the covered share.
 
@@ -89,10 +99,7 @@ def init_embeddings_from_navec(model, tokenizer, texts: Iterable[str], path: Pat
     navec = Navec.load(str(path))
     hidden = model.config.hidden_size
     backend = tokenizer.backend_tokenizer
-    words: Counter[str] = Counter()
-    for text in texts:
-        normalised = backend.normalizer.normalize_str(text)
-        words.update(w for w, _ in backend.pre_tokenizer.pre_tokenize_str(normalised))
+    words = corpus_words(tokenizer, texts)
     known = [w for w in words if w in navec]
     if not known:
         return 0.0

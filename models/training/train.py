@@ -45,6 +45,7 @@ class TrainConfig:
     intermediate_size: int = 1024
     dropout: float = 0.1
     navec_init: bool = True
+    navec_path: str | None = None  # navec vectors (default: the file in the natasha wheel)
     navec_scale: float = 0.5
     max_length: int = 128
     batch_size: int = 64
@@ -64,6 +65,8 @@ class TrainConfig:
     teacher_frozen_layers: int = 10  # e5 layers kept frozen (their output is computed once per text)
     teacher_epochs: int = 2
     teacher_learning_rate: float = 1e-4
+    teacher_time_budget_minutes: float = 40.0  # hard stop for the teacher's fine-tuning; its best epoch is kept
+    device: str = "auto"  # auto (a CUDA GPU if torch sees one, else the CPU) | cpu | cuda
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None, **overrides) -> "TrainConfig":
@@ -76,6 +79,21 @@ class TrainConfig:
             raise ValueError(f"unknown keys in training config: {sorted(unknown)}")
         raw.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**raw)
+
+
+def resolve_device(name: str = "auto") -> str:
+    """``auto`` → ``cuda`` when torch sees a GPU, else ``cpu``; ``cuda`` without a GPU is refused."""
+    import torch
+
+    if name not in ("auto", "cpu", "cuda"):
+        raise SystemExit(f"unknown device {name!r}: use auto, cpu or cuda")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    elif name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("device: cuda was asked for, but torch sees no CUDA GPU; use --device cpu")
+    if name == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matrix products: small models, no measurable loss
+    return name
 
 
 def set_seed(seed: int) -> None:
@@ -147,13 +165,14 @@ def predict_ids(model, ids: list[list[int]], pad_id: int, batch_size: int = 256)
     import torch
 
     model.eval()
+    device = next(model.parameters()).device
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
     out: list[list[float] | None] = [None] * len(ids)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            input_ids, attention = pad([ids[i] for i in chunk], pad_id)
-            probs = torch.sigmoid(model(input_ids=input_ids, attention_mask=attention).logits).tolist()
+            input_ids, attention = (t.to(device) for t in pad([ids[i] for i in chunk], pad_id))
+            probs = torch.sigmoid(model(input_ids=input_ids, attention_mask=attention).logits).float().cpu().tolist()
             for i, row in zip(chunk, probs):
                 out[i] = row
     return out  # type: ignore[return-value]
@@ -163,8 +182,9 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
                  epochs: int, batch_size: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
                  max_length: int, seed: int, time_budget_minutes: float, source_weights: dict[str, float] | None = None,
                  soft_targets=None, distill_weight: float = 0.0, label_weights: dict[str, float] | None = None,
-                 questions_without_marks: bool = False, validation_max_length: int = INFERENCE_MAX_LENGTH):
-    """Masked multi-label BCE training; keeps the epoch with the best mean validation F1.
+                 questions_without_marks: bool = False, validation_max_length: int = INFERENCE_MAX_LENGTH,
+                 device: str = "cpu"):
+    """Masked multi-label BCE training on ``device``; keeps the epoch with the best mean validation F1.
 
     Thresholds and validation F1 come from ``data.threshold_sets(validation, labels, questions_without_marks)``,
     scored with texts cut at ``validation_max_length`` (the classifier's default), not at the training
@@ -180,12 +200,13 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
     from transformers import get_linear_schedule_with_warmup
 
     rng = random.Random(seed)
+    model.to(device)
     pad_id = tokenizer.pad_token_id
     train_ids, train_targets, train_masks = encode_examples(tokenizer, train, labels, max_length, source_weights)
-    column_weights = torch.tensor([float((label_weights or {}).get(label, 1.0)) for label in labels])
+    column_weights = torch.tensor([float((label_weights or {}).get(label, 1.0)) for label in labels], device=device)
     soft = soft_mask = None
     if soft_targets is not None and distill_weight > 0:
-        soft_array = torch.as_tensor(soft_targets, dtype=torch.float32)
+        soft_array = torch.as_tensor(soft_targets, dtype=torch.float32, device=device)
         soft_mask = (~torch.isnan(soft_array)).float() * column_weights
         soft = torch.nan_to_num(soft_array, nan=0.0)
     sets = threshold_sets(validation, labels, questions_without_marks=questions_without_marks)
@@ -216,13 +237,13 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
         bar = tqdm(batches, desc=f"epoch {epoch}/{epochs}", unit="batch", dynamic_ncols=True)
         stopped_early = False
         for batch in bar:
-            input_ids, attention = pad([train_ids[i] for i in batch], pad_id)
-            target = torch.tensor([train_targets[i] for i in batch])
-            mask = torch.tensor([train_masks[i] for i in batch]) * column_weights
+            input_ids, attention = (t.to(device) for t in pad([train_ids[i] for i in batch], pad_id))
+            target = torch.tensor([train_targets[i] for i in batch], device=device)
+            mask = torch.tensor([train_masks[i] for i in batch], device=device) * column_weights
             logits = model(input_ids=input_ids, attention_mask=attention).logits
             loss = (loss_fn(logits, target) * mask).sum() / mask.sum().clamp(min=1.0)
             if soft is not None:
-                rows = torch.tensor(batch)
+                rows = torch.tensor(batch, device=device)
                 s_target, s_mask = soft[rows], soft_mask[rows]
                 soft_loss = (loss_fn(logits, s_target) * s_mask).sum() / s_mask.sum().clamp(min=1.0)
                 loss = (1 - distill_weight) * loss + distill_weight * soft_loss
@@ -252,6 +273,7 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
             break
     if best[1] is not None:
         model.load_state_dict(best[1])
+    model.to("cpu")  # checkpoints are saved and used on the CPU
     return best[2], best[3], history
 
 
@@ -275,6 +297,8 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
 
     torch.set_num_threads(max(1, config.threads))
     set_seed(config.seed)
+    device = resolve_device(config.device)
+    print(f"device: {device}", flush=True)
     started = time.monotonic()
     data_dir = Path(config.data_dir)
     if not data_dir.is_absolute():
@@ -293,7 +317,7 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
     )
     navec_share = None
     if config.navec_init:
-        path = modeling.navec_path()
+        path = Path(config.navec_path) if config.navec_path else modeling.navec_path()
         if path is None:
             print("navec_init is set but the `natasha` package (which ships navec vectors) is not installed; "
                   "starting from random embeddings", flush=True)
@@ -308,7 +332,7 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
         config.learning_rate, config.weight_decay, config.warmup_ratio, config.max_length, config.seed,
         config.time_budget_minutes, source_weights=config.source_weights,
         soft_targets=soft_targets, distill_weight=config.distill_weight if config.teacher else 0.0,
-        label_weights=config.label_weights, questions_without_marks=config.questions_without_marks,
+        label_weights=config.label_weights, questions_without_marks=config.questions_without_marks, device=device,
     )
     summary = {
         "config": asdict(config),
@@ -338,18 +362,7 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
 
     if config.teacher not in ("e5", "e5-frozen"):
         raise SystemExit(f"unknown teacher {config.teacher!r}: use 'e5' or 'e5-frozen'")
-    examples = list(corpus.train)
-    if config.transfer_texts:
-        from models.training.data import read_transfer_texts
-
-        held = {e.text for e in corpus.validation} | {t for s in corpus.held_out for t in s.texts}
-        extra = [t for t in read_transfer_texts(data_dir) if t not in held]
-        examples += [Example(t, {}, "transfer") for t in extra]
-        print(f"teacher: {len(extra)} unlabelled transfer texts", flush=True)
-    if config.stripped_copies:
-        copies = stripped_copies(examples, corpus)
-        examples += copies
-        print(f"teacher: {len(copies)} '?'-free copies of texts with '?' (teacher targets only)", flush=True)
+    examples = teacher_examples(config, corpus, data_dir)
     cache_dir = Path(config.teacher_cache_dir)
     if not cache_dir.is_absolute():
         cache_dir = Path(__file__).resolve().parents[2] / cache_dir
@@ -372,7 +385,9 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
 
         torch.set_num_threads(threads)
         teacher = FineTunedTeacher(labels, encoder or E5Teacher(threads=threads), frozen_layers=config.teacher_frozen_layers,
-                                   epochs=config.teacher_epochs, learning_rate=config.teacher_learning_rate)
+                                   epochs=config.teacher_epochs, learning_rate=config.teacher_learning_rate,
+                                   time_budget_minutes=config.teacher_time_budget_minutes,
+                                   device=resolve_device(config.device))
     else:
         teacher = Teacher(labels, EmbeddingCache(cache_dir, encoder=encoder, threads=threads))
     teacher.fit(corpus.train, corpus.validation, seed=config.seed)
@@ -397,6 +412,61 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
     np.save(cached.with_suffix(".npy"), soft)
     cached.with_suffix(".json").write_text(json.dumps(teacher.report, indent=2, ensure_ascii=False), encoding="utf-8")
     return examples, soft, teacher.report
+
+
+def teacher_examples(config: TrainConfig, corpus, data_dir: Path) -> list[Example]:
+    """The texts the student learns from the teacher: training rows, then (per the config) unlabelled
+    transfer texts and "?"-free copies."""
+    examples = list(corpus.train)
+    if config.transfer_texts:
+        from models.training.data import read_transfer_texts
+
+        held = {e.text for e in corpus.validation} | {t for s in corpus.held_out for t in s.texts}
+        extra = [t for t in read_transfer_texts(data_dir) if t not in held]
+        examples += [Example(t, {}, "transfer") for t in extra]
+        print(f"teacher: {len(extra)} unlabelled transfer texts", flush=True)
+    if config.stripped_copies:
+        copies = stripped_copies(examples, corpus)
+        examples += copies
+        print(f"teacher: {len(copies)} '?'-free copies of texts with '?' (teacher targets only)", flush=True)
+    return examples
+
+
+def prune_teacher(config: TrainConfig, output: str | Path) -> dict:
+    """Write the e5 teacher file pruned to the vocabulary of every text the teacher sees under ``config``
+    (training, transfer, validation and held-out texts); see ``e5_teacher.prune_e5_file``."""
+    from models.training.e5_teacher import default_e5_path, prune_e5_file
+
+    data_dir = Path(config.data_dir)
+    if not data_dir.is_absolute():
+        data_dir = Path(__file__).resolve().parents[2] / data_dir
+    corpus = build_corpus(data_dir, seed=config.seed, max_rows_per_source=config.max_rows_per_source,
+                          question_mark_strip_share=config.question_mark_strip_share)
+    texts = [e.text for e in teacher_examples(config, corpus, data_dir)]
+    texts += [e.text for e in corpus.validation] + [t for split in corpus.held_out for t in split.texts]
+    return prune_e5_file(config.teacher_model_path or default_e5_path(), output, texts)
+
+
+def prune_navec(config: TrainConfig, output: str | Path) -> dict:
+    """Write the navec vectors pruned to the words of the training texts (what ``navec_init`` reads,
+    the same words in the same order, so the student starts from the same embeddings)."""
+    from navec import Navec
+
+    from models.training import modeling
+
+    data_dir = Path(config.data_dir)
+    if not data_dir.is_absolute():
+        data_dir = Path(__file__).resolve().parents[2] / data_dir
+    corpus = build_corpus(data_dir, seed=config.seed, max_rows_per_source=config.max_rows_per_source,
+                          question_mark_strip_share=config.question_mark_strip_share)
+    source = Path(config.navec_path) if config.navec_path else modeling.navec_path()
+    navec = Navec.load(str(source))
+    words = modeling.corpus_words(modeling.build_tokenizer((e.text for e in corpus.train), vocab_size=config.vocab_size),
+                                  (e.text for e in corpus.train))
+    known = [w for w in words if w in navec]
+    navec.sampled(known).dump(str(output))
+    return {"words": len(navec.vocab.words), "kept": len(known), "bytes": Path(source).stat().st_size,
+            "pruned_bytes": Path(output).stat().st_size}
 
 
 def stripped_copies(examples: list[Example], corpus) -> list[Example]:

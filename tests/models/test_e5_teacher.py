@@ -106,3 +106,31 @@ def test_teacher_embeds_batches_like_single_texts(tmp_path):
     np.testing.assert_allclose(together, alone, atol=1e-5)  # padding does not leak into the pooling
     np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     assert not np.allclose(together[0], together[1])
+
+
+def test_pruned_file_keeps_only_used_pieces_and_computes_the_same(tmp_path):
+    from models.training.e5_teacher import prune_e5_file
+
+    full, small = tmp_path / "tiny.bin", tmp_path / "pruned.bin"
+    write_e5_file(full)
+    texts = ["когда дорогу?", "спасибо!", "когда\u00a0когда"]
+    summary = prune_e5_file(full, small, texts, prefix="")
+    assert summary["mismatches"] == 0 and summary["texts"] == 3
+    assert summary["kept"] < summary["pieces"] and summary["pruned_bytes"] < summary["bytes"]
+    pruned = read_e5_file(small)
+    kept = [p for p, _ in pruned.pieces]
+    # the specials, the pieces these texts use and the lowest-scoring piece survive; unused letters go
+    assert {"<s>", "<pad>", "</s>", "<unk>", "\u2581когда", "\u2581дорог", "у", "?", "\u2581спасибо", "!", "б"} <= set(kept)
+    assert "п" not in kept and "к" not in kept
+    assert pruned.special == {k: kept.index(v) for k, v in {"bos": "<s>", "eos": "</s>", "pad": "<pad>", "unk": "<unk>"}.items()}
+    assert pruned.normalisation == read_e5_file(full).normalisation
+    assert pruned.tensors["emb.word"].shape == (len(kept), 64)
+    big, cut = E5Teacher(full, threads=1), E5Teacher(small, threads=1)
+    for text in texts:
+        assert [big.tokenizer.id_to_token(i) for i in big.encode_ids(text, prefix="")] == \
+               [cut.tokenizer.id_to_token(i) for i in cut.encode_ids(text, prefix="")]
+    np.testing.assert_allclose(cut.embed(texts, prefix=""), big.embed(texts, prefix=""), atol=1e-6)
+    # a text with pieces that were dropped is what the pruned file cannot serve: it tokenises differently
+    assert prune_e5_file(small, tmp_path / "again.bin", ["пир"], prefix="")["mismatches"] == 0
+    assert [cut.tokenizer.id_to_token(i) for i in cut.encode_ids("пир", prefix="")] != \
+           [big.tokenizer.id_to_token(i) for i in big.encode_ids("пир", prefix="")]

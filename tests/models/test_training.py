@@ -302,3 +302,36 @@ def test_stripped_copies_add_question_free_texts_without_leaking_held_out_ones(d
     assert len(texts) == len(set(t.lower() for t in texts))  # one copy per wording
     with_marks = sum("?" in e.text for e in corpus.train)
     assert 0 < len(copies) <= with_marks + 1
+
+
+def test_device_is_resolved_and_a_missing_gpu_is_a_clear_error(monkeypatch):
+    import torch
+
+    from models.training.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(SystemExit, match="no CUDA GPU; use --device cpu"):
+        resolve_device("cuda")
+    with pytest.raises(SystemExit, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
+
+
+def test_teacher_from_a_pruned_file_with_every_layer_trained(data_dir, tmp_path):
+    from models.training.train import prune_teacher
+    from tests.models.test_e5_teacher import write_e5_file
+
+    full, pruned = tmp_path / "tiny-e5.bin", tmp_path / "pruned-e5.bin"
+    write_e5_file(full, seed=3)
+    config = tiny_config(data_dir, teacher="e5", teacher_model_path=str(full), teacher_frozen_layers=0, teacher_epochs=1,
+                         teacher_cache_dir=str(tmp_path / "cache"), epochs=1, device="cpu")
+    summary = prune_teacher(config, pruned)
+    assert summary["mismatches"] == 0 and summary["texts"] > 500
+    assert summary["kept"] <= summary["pieces"] and pruned.stat().st_size == summary["pruned_bytes"]
+    config.teacher_model_path = str(pruned)
+    result = train_default(config, tmp_path / "model")
+    assert result["teacher"]["kind"] == "e5, top 2 layers fine-tuned"  # frozen_layers 0: all layers of the tiny e5
+    assert result["teacher"]["device"] == "cpu" and result["config"]["device"] == "cpu"
+    assert TextClassifier.load(tmp_path / "model").predict(["Когда починят дорогу?"])[0].keys() >= {"question", "toxic"}
