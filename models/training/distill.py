@@ -176,13 +176,14 @@ class FineTunedTeacher:
         self.tfidf, self.tfidf_weight = None, 0.0
         self.report: dict = {}
 
-    def fit(self, train: list[Example], validation: list[Example], seed: int = 13) -> "FineTunedTeacher":
+    def fit(self, train: list[Example], validation: list[Example], seed: int = 13, states=None) -> "FineTunedTeacher":
+        """``states``: the frozen layers' outputs of another teacher with the same ``frozen_layers`` (reused)."""
         from models.training.e5_finetune import fine_tune_top
 
         self.model, self.states, history = fine_tune_top(
             self.encoder, train, validation, self.labels, frozen_layers=self.frozen_layers, epochs=self.epochs,
             learning_rate=self.learning_rate, seed=seed, time_budget_minutes=self.time_budget_minutes,
-            device=self.device)
+            states=states, device=self.device)
         self.report = {"kind": f"e5, top {self.encoder.model.config.num_hidden_layers - self.frozen_layers} layers fine-tuned",
                        "device": str(self.device), "history": history}
         return self
@@ -200,11 +201,17 @@ class FineTunedTeacher:
 
         out = predict_top(self.model, self.states, texts)
         if self.tfidf is not None and self.tfidf_weight > 0:
-            tfidf_scores = self.tfidf.predict_proba(texts)
-            for j, label in enumerate(self.labels):
-                if label in tfidf_scores:
-                    out[:, j] = (1 - self.tfidf_weight) * out[:, j] + self.tfidf_weight * np.asarray(tfidf_scores[label])
+            out = mix_with_tfidf(out, self.tfidf.predict_proba(texts), self.tfidf_weight, self.labels)
         return out
+
+
+def mix_with_tfidf(scores: np.ndarray, tfidf_scores: dict[str, list[float]], weight: float, labels: list[str]) -> np.ndarray:
+    """``(1 - weight) * scores + weight * TF-IDF`` per label the TF-IDF baseline has (others unchanged)."""
+    out = np.array(scores, dtype=np.float32, copy=True)
+    for j, label in enumerate(labels):
+        if label in tfidf_scores:
+            out[:, j] = (1 - weight) * out[:, j] + weight * np.asarray(tfidf_scores[label], dtype=np.float32)
+    return out
 
 
 def held_out_diagnostics(teacher, validation: list[Example], held_out, labels: list[str],

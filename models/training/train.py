@@ -65,6 +65,8 @@ class TrainConfig:
     teacher_frozen_layers: int = 10  # e5 layers kept frozen (their output is computed once per text)
     teacher_epochs: int = 2
     teacher_learning_rate: float = 1e-4
+    teacher_folds: int = 1  # >= 2: each training row's soft targets come from teachers fitted without its fold
+    teacher_fold_epochs: int | None = None  # epochs of each fold teacher (default: teacher_epochs)
     teacher_time_budget_minutes: float = 40.0  # hard stop for the teacher's fine-tuning; its best epoch is kept
     device: str = "auto"  # auto (a CUDA GPU if torch sees one, else the CPU) | cpu | cuda
 
@@ -404,6 +406,13 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
     teacher.report["questions_without_marks"] = config.questions_without_marks  # the rule its F1 figures use
     print(f"teacher: {json.dumps(teacher.report, ensure_ascii=False)}", flush=True)
     soft = teacher.predict([e.text for e in examples])
+    if config.teacher_folds > 1:
+        if config.teacher != "e5":
+            raise SystemExit("teacher_folds needs teacher: e5")
+        e5_scores, histories = out_of_fold_e5(config, corpus, teacher.encoder, states=teacher.states)
+        tfidf_scores = out_of_fold_tfidf(config, corpus) if config.teacher_tfidf_weight > 0 else None
+        soft[:len(corpus.train)] = combine_out_of_fold(config, e5_scores, tfidf_scores)
+        teacher.report["out_of_fold"] = {"folds": config.teacher_folds, "histories": histories}
     if config.teacher == "e5":
         torch.set_num_threads(max(1, config.threads))
     import numpy as np
@@ -412,6 +421,71 @@ def build_teacher_targets(config: TrainConfig, corpus, data_dir: Path):
     np.save(cached.with_suffix(".npy"), soft)
     cached.with_suffix(".json").write_text(json.dumps(teacher.report, indent=2, ensure_ascii=False), encoding="utf-8")
     return examples, soft, teacher.report
+
+
+def fold_rows(n: int, folds: int, seed: int) -> list[list[int]]:
+    """Training row indices in ``folds`` disjoint, seeded folds of (almost) equal size."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    return [sorted(order[k::folds]) for k in range(folds)]
+
+
+def out_of_fold_e5(config: TrainConfig, corpus, encoder, states=None, device: str | None = None):
+    """e5 probabilities for every training row from a teacher fitted on the other folds.
+
+    A teacher fitted on a row reproduces that row's (often weak) label, so its targets on its own
+    training rows teach the student little beyond the hard labels; out-of-fold targets carry what
+    the teacher *generalises*, e.g. its reading of questions written without "?".
+    Returns ([len(train), len(labels)] probabilities, per-fold training histories).
+    """
+    import numpy as np
+
+    from models.training.distill import FineTunedTeacher
+
+    labels = list(config.labels)
+    out = np.full((len(corpus.train), len(labels)), np.nan, dtype=np.float32)
+    histories = []
+    for k, rows in enumerate(fold_rows(len(corpus.train), config.teacher_folds, config.seed)):
+        held = set(rows)
+        fit = [e for i, e in enumerate(corpus.train) if i not in held]
+        print(f"teacher fold {k + 1}/{config.teacher_folds}: fitted on {len(fit)} rows, labels {len(rows)}", flush=True)
+        teacher = FineTunedTeacher(labels, encoder, frozen_layers=config.teacher_frozen_layers,
+                                   epochs=config.teacher_fold_epochs or config.teacher_epochs,
+                                   learning_rate=config.teacher_learning_rate,
+                                   time_budget_minutes=config.teacher_time_budget_minutes,
+                                   device=device or resolve_device(config.device))
+        teacher.fit(fit, corpus.validation, seed=config.seed, states=states)
+        states = teacher.states
+        out[rows] = teacher.predict([corpus.train[i].text for i in rows])
+        histories.append(teacher.report["history"])
+    return out, histories
+
+
+def out_of_fold_tfidf(config: TrainConfig, corpus) -> dict[str, list[float]]:
+    """The TF-IDF half of the teacher, out of fold like ``out_of_fold_e5``: label -> probability per training row."""
+    from models.training.baselines import TfidfBaseline
+
+    labels = tuple(config.labels)
+    out: dict[str, list[float]] = {}
+    for rows in fold_rows(len(corpus.train), config.teacher_folds, config.seed):
+        held = set(rows)
+        fit = [e for i, e in enumerate(corpus.train) if i not in held]
+        scores = TfidfBaseline(labels=labels, seed=config.seed).fit(
+            fit, corpus.validation, questions_without_marks=config.questions_without_marks
+        ).predict_proba([corpus.train[i].text for i in rows])
+        for label, values in scores.items():
+            column = out.setdefault(label, [0.0] * len(corpus.train))
+            for i, value in zip(rows, values):
+                column[i] = float(value)
+    return out
+
+
+def combine_out_of_fold(config: TrainConfig, e5_scores, tfidf_scores: dict[str, list[float]] | None):
+    from models.training.distill import mix_with_tfidf
+
+    if not tfidf_scores:
+        return e5_scores
+    return mix_with_tfidf(e5_scores, tfidf_scores, config.teacher_tfidf_weight, list(config.labels))
 
 
 def teacher_examples(config: TrainConfig, corpus, data_dir: Path) -> list[Example]:
@@ -447,28 +521,6 @@ def prune_teacher(config: TrainConfig, output: str | Path) -> dict:
     return prune_e5_file(config.teacher_model_path or default_e5_path(), output, texts)
 
 
-def prune_navec(config: TrainConfig, output: str | Path) -> dict:
-    """Write the navec vectors pruned to the words of the training texts (what ``navec_init`` reads,
-    the same words in the same order, so the student starts from the same embeddings)."""
-    from navec import Navec
-
-    from models.training import modeling
-
-    data_dir = Path(config.data_dir)
-    if not data_dir.is_absolute():
-        data_dir = Path(__file__).resolve().parents[2] / data_dir
-    corpus = build_corpus(data_dir, seed=config.seed, max_rows_per_source=config.max_rows_per_source,
-                          question_mark_strip_share=config.question_mark_strip_share)
-    source = Path(config.navec_path) if config.navec_path else modeling.navec_path()
-    navec = Navec.load(str(source))
-    words = modeling.corpus_words(modeling.build_tokenizer((e.text for e in corpus.train), vocab_size=config.vocab_size),
-                                  (e.text for e in corpus.train))
-    known = [w for w in words if w in navec]
-    navec.sampled(known).dump(str(output))
-    return {"words": len(navec.vocab.words), "kept": len(known), "bytes": Path(source).stat().st_size,
-            "pruned_bytes": Path(output).stat().st_size}
-
-
 def stripped_copies(examples: list[Example], corpus) -> list[Example]:
     """A copy without "?" of every text that has one, with no hard label: the student then learns the
     teacher's judgement of the *wording* (the held-out "questions without '?'" split asks exactly that).
@@ -497,6 +549,8 @@ def _teacher_targets_path(config: TrainConfig, cache_dir: Path, examples: list[E
 
     keys = ("seed", "labels", "teacher", "teacher_model_path", "teacher_frozen_layers", "teacher_epochs",
             "teacher_learning_rate", "teacher_tfidf_weight", "question_mark_strip_share", "max_rows_per_source")
+    if config.teacher_folds > 1:  # (kept out of the key otherwise, so earlier caches stay valid)
+        keys += ("teacher_folds", "teacher_fold_epochs")
     digest = hashlib.sha256(json.dumps({k: getattr(config, k) for k in keys}, sort_keys=True).encode())
     if config.teacher_model_path:
         stat = Path(config.teacher_model_path).stat()

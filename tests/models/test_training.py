@@ -335,3 +335,36 @@ def test_teacher_from_a_pruned_file_with_every_layer_trained(data_dir, tmp_path)
     assert result["teacher"]["kind"] == "e5, top 2 layers fine-tuned"  # frozen_layers 0: all layers of the tiny e5
     assert result["teacher"]["device"] == "cpu" and result["config"]["device"] == "cpu"
     assert TextClassifier.load(tmp_path / "model").predict(["Когда починят дорогу?"])[0].keys() >= {"question", "toxic"}
+
+
+def test_out_of_fold_targets_come_from_models_that_never_saw_the_row(data_dir, tmp_path, capsys):
+    from models.training.baselines import TfidfBaseline
+    from models.training.train import fold_rows, out_of_fold_tfidf
+    from tests.models.test_e5_teacher import write_e5_file
+
+    folds = fold_rows(10, 3, seed=13)
+    assert sorted(i for f in folds for i in f) == list(range(10)) and [len(f) for f in folds] == [4, 3, 3]
+    assert fold_rows(10, 3, seed=13) == folds != fold_rows(10, 3, seed=14)
+
+    config = tiny_config(data_dir, teacher="e5", teacher_folds=2, teacher_fold_epochs=1, teacher_frozen_layers=0,
+                         teacher_tfidf_weight=0.5, teacher_cache_dir=str(tmp_path / "cache"), epochs=1, device="cpu")
+    corpus = build_corpus(data_dir, seed=config.seed, question_mark_strip_share=config.question_mark_strip_share)
+    oof = out_of_fold_tfidf(config, corpus)
+    first, second = fold_rows(len(corpus.train), 2, config.seed)
+    without_first = TfidfBaseline(labels=tuple(config.labels), seed=config.seed).fit(
+        [corpus.train[i] for i in second], corpus.validation)
+    expected = without_first.predict_proba([corpus.train[i].text for i in first[:20]])["toxic"]
+    np.testing.assert_allclose([oof["toxic"][i] for i in first[:20]], expected, atol=1e-6)
+    in_sample = TfidfBaseline(labels=tuple(config.labels), seed=config.seed).fit(corpus.train, corpus.validation)
+    assert not np.allclose(in_sample.predict_proba([corpus.train[i].text for i in first[:20]])["toxic"], expected, atol=1e-3)
+
+    e5_path = tmp_path / "tiny-e5.bin"
+    write_e5_file(e5_path, seed=3)
+    config.teacher_model_path = str(e5_path)
+    summary = train_default(config, tmp_path / "model")
+    assert summary["teacher"]["out_of_fold"]["folds"] == 2
+    assert len(summary["teacher"]["out_of_fold"]["histories"]) == 2
+    assert "teacher fold 2/2: fitted on" in capsys.readouterr().out
+    config.teacher_folds = 1  # the in-sample teacher is a different cache entry
+    train_default(config, tmp_path / "model1")
+    assert len(list((tmp_path / "cache").glob("targets-*.npy"))) == 2
