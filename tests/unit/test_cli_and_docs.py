@@ -29,6 +29,10 @@ def test_every_command_has_help():
         assert command in top.stdout
         sub = run(command, "--help")
         assert sub.returncode == 0 and "usage: dozor" in sub.stdout and len(sub.stdout) > 120, command
+    for action in ("train", "eval", "prune-teacher"):
+        sub = run("model", action, "--help")
+        assert sub.returncode == 0 and f"usage: dozor model {action}" in sub.stdout, action
+    assert "--device {auto,cpu,cuda}" in run("model", "train", "--help").stdout
 
 
 def test_readme_settings_table_matches_the_settings_object():
