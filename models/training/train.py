@@ -65,6 +65,7 @@ class TrainConfig:
     teacher_frozen_layers: int = 10  # e5 layers kept frozen (their output is computed once per text)
     teacher_epochs: int = 2
     teacher_learning_rate: float = 1e-4
+    mlm_epochs: int = 0  # masked-LM pre-training of the student on the training + transfer texts first
     teacher_folds: int = 1  # >= 2: each training row's soft targets come from teachers fitted without its fold
     teacher_fold_epochs: int | None = None  # epochs of each fold teacher (default: teacher_epochs)
     teacher_time_budget_minutes: float = 40.0  # hard stop for the teacher's fine-tuning; its best epoch is kept
@@ -279,6 +280,69 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
     return best[2], best[3], history
 
 
+def pretrain_mlm(model, tokenizer, texts: list[str], epochs: int, batch_size: int, learning_rate: float,
+                 max_length: int, seed: int, time_budget_minutes: float, device: str = "cpu",
+                 mask_share: float = 0.15) -> list[dict]:
+    """Masked-language-model pre-training of the student's encoder on unlabelled ``texts``.
+
+    BERT's recipe: ``mask_share`` of the non-special tokens are predicted, of those 80% are replaced
+    by [MASK], 10% by a random token and 10% kept. The output layer is tied to the word embeddings and
+    is evaluated only at the masked positions (a full 24k-way softmax at every position would cost
+    more than the encoder). The encoder weights are copied back into ``model``; returns per-epoch losses.
+    """
+    import torch
+    from tqdm import tqdm
+    from transformers import BertForMaskedLM, get_linear_schedule_with_warmup
+
+    rng = random.Random(seed)
+    generator = torch.Generator().manual_seed(seed)
+    mlm = BertForMaskedLM(model.config)
+    mlm.bert.load_state_dict(model.bert.state_dict(), strict=False)  # navec-initialised embeddings; no pooler
+    mlm.to(device)
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
+    mask_id, vocab = tokenizer.mask_token_id, len(tokenizer)
+    lengths = [len(x) for x in ids]
+    total = math.ceil(len(ids) / batch_size) * epochs
+    optimiser = torch.optim.AdamW(mlm.parameters(), lr=learning_rate, weight_decay=0.01)
+    scheduler = get_linear_schedule_with_warmup(optimiser, int(0.06 * total), total)
+    deadline = time.monotonic() + time_budget_minutes * 60
+    history = []
+    for epoch in range(1, epochs + 1):
+        mlm.train()
+        running = seen = 0
+        bar = tqdm(length_bucketed_batches(lengths, batch_size, rng), desc=f"MLM epoch {epoch}/{epochs}", unit="batch",
+                   dynamic_ncols=True)
+        for batch in bar:
+            input_ids, attention = pad([ids[i] for i in batch], tokenizer.pad_token_id)
+            chosen = torch.bernoulli(torch.full(input_ids.shape, mask_share), generator=generator).bool()
+            chosen &= ~torch.isin(input_ids, special)
+            if not chosen.any():
+                continue
+            targets = input_ids[chosen]
+            roll = torch.rand(input_ids.shape, generator=generator)
+            corrupted = input_ids.clone()
+            corrupted[chosen & (roll < 0.8)] = mask_id
+            randomised = chosen & (roll >= 0.8) & (roll < 0.9)
+            corrupted[randomised] = torch.randint(len(special), vocab, (int(randomised.sum()),), generator=generator)
+            hidden = mlm.bert(input_ids=corrupted.to(device), attention_mask=attention.to(device)).last_hidden_state
+            logits = mlm.cls(hidden[chosen.to(device)])
+            loss = torch.nn.functional.cross_entropy(logits, targets.to(device))
+            optimiser_step(loss, mlm.parameters(), optimiser, scheduler)
+            running += loss.item() * len(batch)
+            seen += len(batch)
+            bar.set_postfix(loss=f"{running / seen:.3f}")
+            if time.monotonic() > deadline:
+                break
+        bar.close()
+        history.append({"epoch": epoch, "mlm_loss": running / max(seen, 1)})
+        print(f"MLM epoch {epoch}: loss {running / max(seen, 1):.4f}", flush=True)
+        if time.monotonic() > deadline:
+            break
+    model.bert.load_state_dict(mlm.cpu().bert.state_dict(), strict=False)
+    return history
+
+
 def save_checkpoint(model, tokenizer, output_dir: str | Path, thresholds: dict[str, float], extra: dict | None = None) -> Path:
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -329,6 +393,11 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
     train_examples, soft_targets, teacher_report = list(corpus.train), None, None
     if config.teacher:
         train_examples, soft_targets, teacher_report = build_teacher_targets(config, corpus, data_dir)
+    mlm_history = None
+    if config.mlm_epochs > 0:
+        mlm_history = pretrain_mlm(model, tokenizer, [e.text for e in train_examples], config.mlm_epochs,
+                                   config.batch_size, config.learning_rate, config.max_length, config.seed,
+                                   config.time_budget_minutes, device=device)
     thresholds, report, history = run_training(
         model, tokenizer, train_examples, corpus.validation, list(config.labels), config.epochs, config.batch_size,
         config.learning_rate, config.weight_decay, config.warmup_ratio, config.max_length, config.seed,
@@ -347,6 +416,7 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
         "thresholds": thresholds,
         "validation": report,
         "history": history,
+        "mlm_history": mlm_history,
         "minutes": round((time.monotonic() - started) / 60, 1),
     }
     save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 
 import numpy as np
@@ -368,3 +369,36 @@ def test_out_of_fold_targets_come_from_models_that_never_saw_the_row(data_dir, t
     config.teacher_folds = 1  # the in-sample teacher is a different cache entry
     train_default(config, tmp_path / "model1")
     assert len(list((tmp_path / "cache").glob("targets-*.npy"))) == 2
+
+
+def test_mlm_pretraining_learns_the_texts_and_updates_the_student_encoder(data_dir, tmp_path):
+    from models.training import modeling
+    from models.training.train import pretrain_mlm
+
+    texts = [t.format(p=p) for t in NEGATIVE + POSITIVE + QUESTIONS for p in PLACES] * 4
+    tokenizer = modeling.build_tokenizer(texts, vocab_size=300)
+    model = modeling.build_model(vocab_size=len(tokenizer), labels=("question", "negative", "toxic", "positive"),
+                                 hidden_size=32, layers=1, heads=2, intermediate_size=64, max_position=66,
+                                 dropout=0.1, pad_token_id=tokenizer.pad_token_id)
+    before = {k: v.clone() for k, v in model.bert.state_dict().items()}
+    head_before = model.classifier.weight.clone()
+    history = pretrain_mlm(model, tokenizer, texts, epochs=4, batch_size=16, learning_rate=3e-3, max_length=32,
+                           seed=1, time_budget_minutes=1)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4]
+    # it learns to fill in the templates: well below the first epoch and below guessing (ln |vocab|)
+    assert history[-1]["mlm_loss"] < 0.8 * history[0]["mlm_loss"]
+    assert history[-1]["mlm_loss"] < 0.75 * math.log(len(tokenizer))
+    after = model.bert.state_dict()
+    assert not torch_equal(after["encoder.layer.0.attention.self.query.weight"], before["encoder.layer.0.attention.self.query.weight"])
+    assert not torch_equal(after["embeddings.word_embeddings.weight"], before["embeddings.word_embeddings.weight"])
+    assert torch_equal(after["pooler.dense.weight"], before["pooler.dense.weight"])  # no pooler in the MLM model
+    assert torch_equal(model.classifier.weight, head_before)
+
+    summary = train_default(tiny_config(data_dir, mlm_epochs=1, epochs=1), tmp_path / "model")
+    assert len(summary["mlm_history"]) == 1 and summary["mlm_history"][0]["mlm_loss"] > 0
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
