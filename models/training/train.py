@@ -324,6 +324,7 @@ def pretrain_mlm(model, tokenizer, texts: list[str], epochs: int, batch_size: in
             corrupted = input_ids.clone()
             corrupted[chosen & (roll < 0.8)] = mask_id
             randomised = chosen & (roll >= 0.8) & (roll < 0.9)
+            # (the special tokens are the first ids of the WordPiece vocabulary, modeling.SPECIAL_TOKENS)
             corrupted[randomised] = torch.randint(len(special), vocab, (int(randomised.sum()),), generator=generator)
             hidden = mlm.bert(input_ids=corrupted.to(device), attention_mask=attention.to(device)).last_hidden_state
             logits = mlm.cls(hidden[chosen.to(device)])
