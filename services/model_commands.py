@@ -78,7 +78,7 @@ def register(subparsers) -> None:
                             "(needs the `train` extra; embeddings are cached under .cache/teacher); "
                             "'none' = hard labels only (default: the config's)")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
-                       help="where to train the teacher and the student: 'auto' = a CUDA GPU if torch sees one, "
+                       help="where to train the teacher and the student of the default model (--data fine-tuning runs on the CPU): 'auto' = a CUDA GPU if torch sees one, "
                             "else the CPU (default: the config's, auto)")
     train.set_defaults(handler=cmd_model_train)
 
