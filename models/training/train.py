@@ -356,6 +356,15 @@ def save_checkpoint(model, tokenizer, output_dir: str | Path, thresholds: dict[s
     return out
 
 
+def config_corpus(config: TrainConfig):
+    """The data folder (relative paths from the repository root) and the corpus the config describes."""
+    data_dir = Path(config.data_dir)
+    if not data_dir.is_absolute():
+        data_dir = Path(__file__).resolve().parents[2] / data_dir
+    return data_dir, build_corpus(data_dir, seed=config.seed, max_rows_per_source=config.max_rows_per_source,
+                                  question_mark_strip_share=config.question_mark_strip_share)
+
+
 def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
     """Build the corpus, train the tokenizer and the model, choose thresholds, save. Returns a summary."""
     import torch
@@ -367,11 +376,7 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
     device = resolve_device(config.device)
     print(f"device: {device}", flush=True)
     started = time.monotonic()
-    data_dir = Path(config.data_dir)
-    if not data_dir.is_absolute():
-        data_dir = Path(__file__).resolve().parents[2] / data_dir
-    corpus = build_corpus(data_dir, seed=config.seed, max_rows_per_source=config.max_rows_per_source,
-                          question_mark_strip_share=config.question_mark_strip_share)
+    data_dir, corpus = config_corpus(config)
     if not corpus.train:
         raise SystemExit(f"no training data found under {data_dir}: pass --data-dir")
     print(f"corpus: {len(corpus.train)} training, {len(corpus.validation)} validation texts, "
@@ -501,6 +506,13 @@ def fold_rows(n: int, folds: int, seed: int) -> list[list[int]]:
     return [sorted(order[k::folds]) for k in range(folds)]
 
 
+def fold_splits(config: TrainConfig, train: list[Example]):
+    """Per fold: (its row indices, the training rows outside it)."""
+    for rows in fold_rows(len(train), config.teacher_folds, config.seed):
+        held = set(rows)
+        yield rows, [e for i, e in enumerate(train) if i not in held]
+
+
 def out_of_fold_e5(config: TrainConfig, corpus, encoder, states=None, device: str | None = None):
     """e5 probabilities for every training row from a teacher fitted on the other folds.
 
@@ -516,9 +528,7 @@ def out_of_fold_e5(config: TrainConfig, corpus, encoder, states=None, device: st
     labels = list(config.labels)
     out = np.full((len(corpus.train), len(labels)), np.nan, dtype=np.float32)
     histories = []
-    for k, rows in enumerate(fold_rows(len(corpus.train), config.teacher_folds, config.seed)):
-        held = set(rows)
-        fit = [e for i, e in enumerate(corpus.train) if i not in held]
+    for k, (rows, fit) in enumerate(fold_splits(config, corpus.train)):
         print(f"teacher fold {k + 1}/{config.teacher_folds}: fitted on {len(fit)} rows, labels {len(rows)}", flush=True)
         teacher = FineTunedTeacher(labels, encoder, frozen_layers=config.teacher_frozen_layers,
                                    epochs=config.teacher_fold_epochs or config.teacher_epochs,
@@ -538,9 +548,7 @@ def out_of_fold_tfidf(config: TrainConfig, corpus) -> dict[str, list[float]]:
 
     labels = tuple(config.labels)
     out: dict[str, list[float]] = {}
-    for rows in fold_rows(len(corpus.train), config.teacher_folds, config.seed):
-        held = set(rows)
-        fit = [e for i, e in enumerate(corpus.train) if i not in held]
+    for rows, fit in fold_splits(config, corpus.train):
         scores = TfidfBaseline(labels=labels, seed=config.seed).fit(
             fit, corpus.validation, questions_without_marks=config.questions_without_marks
         ).predict_proba([corpus.train[i].text for i in rows])
@@ -582,11 +590,7 @@ def prune_teacher(config: TrainConfig, output: str | Path) -> dict:
     (training, transfer, validation and held-out texts); see ``e5_teacher.prune_e5_file``."""
     from models.training.e5_teacher import default_e5_path, prune_e5_file
 
-    data_dir = Path(config.data_dir)
-    if not data_dir.is_absolute():
-        data_dir = Path(__file__).resolve().parents[2] / data_dir
-    corpus = build_corpus(data_dir, seed=config.seed, max_rows_per_source=config.max_rows_per_source,
-                          question_mark_strip_share=config.question_mark_strip_share)
+    data_dir, corpus = config_corpus(config)
     texts = [e.text for e in teacher_examples(config, corpus, data_dir)]
     texts += [e.text for e in corpus.validation] + [t for split in corpus.held_out for t in split.texts]
     return prune_e5_file(config.teacher_model_path or default_e5_path(), output, texts)
