@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -87,20 +88,6 @@ def flatten(metrics: dict) -> dict:
     return flat
 
 
-async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    """The next offset of every partition of `topic` now."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        await consumer.topics()  # fetch metadata
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        return {tp.partition: offset for tp, offset in (await consumer.end_offsets(partitions)).items()}
-    finally:
-        await consumer.stop()
-
-
 class ScenarioRun:
     def __init__(self, bootstrap: str, model: Path, tmp: Path) -> None:
         self.bootstrap = bootstrap
@@ -136,26 +123,28 @@ class ScenarioRun:
         asyncio.run(wait_until_consumed(
             self.bootstrap, self.prefix, f"{self.prefix}.raw.vk", self.next_offsets
         ))
-        events_topic = f"{self.prefix}.events"
-        asyncio.run(advance_clock(self.bootstrap, events_topic, end_at))
-        # Every partition processed up to the closing ticks, not only the one that shows an overdue
-        # question: after a restart the new worker recovers and catches up partition by partition.
-        asyncio.run(wait_until_consumed(
-            self.bootstrap, self.prefix, events_topic, asyncio.run(end_offsets(self.bootstrap, events_topic))
-        ))
+        asyncio.run(advance_clock(self.bootstrap, f"{self.prefix}.events", end_at))
         flags = consume_json(
             self.bootstrap, f"{self.prefix}.flags",
             until=lambda objs: sum(o["reason"] in TRACKING_REASONS for o in objs) >= n_flags,
             timeout=90,
         )
         worker = self.workers[-1]
+        previous: list = [None, 0.0]
 
         def settled():
-            first = tracking_metrics(worker.metrics())
+            text = worker.metrics()
+            first = tracking_metrics(text)
             # The clock has reached end_at when the last page shows its overdue question.
             if not any(v for v in first["dozor_questions_overdue"].values()):
                 return None
-            return first
+            # ... and every partition has caught up (after a restart the new worker does so one
+            # partition at a time): nothing processed and no tracking metric changed for 5 s.
+            reading = (first, metric_samples(text, "dozor_events_total"))
+            if reading != previous[0]:
+                previous[:] = [reading, time.monotonic()]
+                return None
+            return first if time.monotonic() - previous[1] >= 5.0 else None
 
         metrics = wait_for(settled, timeout=60, message="tracking metrics at end_at")
         return flags, metrics
