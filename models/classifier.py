@@ -79,7 +79,7 @@ QUANTIZE_MODES = ("int8",)
 def quantize_model(model: torch.nn.Module, mode: str) -> torch.nn.Module:
     """Dynamic int8 quantisation of every `nn.Linear` (CPU inference only)."""
     if mode not in QUANTIZE_MODES:
-        raise ModelConfigError(f"unknown quantisation {mode!r}: use one of {', '.join(QUANTIZE_MODES)} or leave it empty")
+        raise ModelConfigError(f"unknown quantisation {mode!r}: use one of {', '.join(QUANTIZE_MODES)}, none or auto")
     import warnings
 
     with warnings.catch_warnings():  # torch deprecates the eager API in favour of torchao, not installed here
@@ -117,6 +117,7 @@ class TextClassifier:
     max_length: int = 256
     batch_size: int = 64
     source: str = ""
+    quantize: str = "none"  # how the linear layers run: none (float32) | int8
 
     @classmethod
     def load(
@@ -134,7 +135,9 @@ class TextClassifier:
         Thresholds: `dozor.json` beside the weights, overridden per label by `thresholds`;
         labels without either get 0.5. The label map from `dozor.json` is used when none
         is given. `quantize="int8"` converts the linear layers to dynamic int8 at load time
-        (weights stay float32 on disk; see bench/bench_classifier.py for what it buys).
+        (see bench/bench_classifier.py for what it buys), `"none"` keeps float32, and None or
+        `"auto"` does what the checkpoint's `dozor.json` says (`"quantize"`; float32 if absent).
+        The model always runs in float32, also when its weights are stored in float16.
         """
         if threads > 0:
             torch.set_num_threads(threads)
@@ -150,9 +153,11 @@ class TextClassifier:
         if (local / DOZOR_MODEL_FILE).is_file():
             stored = json.loads((local / DOZOR_MODEL_FILE).read_text(encoding="utf-8"))
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForSequenceClassification.from_pretrained(source)
+        model = AutoModelForSequenceClassification.from_pretrained(source, dtype=torch.float32)
         model.eval()
-        if quantize:
+        if quantize in (None, "", "auto"):
+            quantize = stored.get("quantize") or "none"
+        if quantize != "none":
             model = quantize_model(model, quantize)
         index_to_label = map_labels(
             dict(model.config.id2label), label_map or stored.get("label_map")
@@ -171,6 +176,7 @@ class TextClassifier:
             max_length=max_length,
             batch_size=batch_size,
             source=source,
+            quantize=quantize,
         )
 
     @property

@@ -97,10 +97,11 @@ class Settings(BaseSettings):
         0.05, description="Longest wait to fill a batch before classifying what is there."
     )
     max_text_length: int = Field(256, description="Tokens per text; longer texts are cut.")
-    quantize: Literal["", "int8"] = Field(
-        "",
-        description="'int8': dynamic int8 linear layers at load time (no faster for the "
-        "default model, measured in the README benchmark; may help larger checkpoints); empty = float32.",
+    quantize: Literal["auto", "none", "int8"] = Field(
+        "auto",
+        description="'int8': dynamic int8 linear layers at load time; 'none': float32; 'auto': "
+        "what the checkpoint's dozor.json says (float32 if it says nothing). Measured in the "
+        "README benchmark.",
     )
     inference_threads: int = Field(
         1,

@@ -82,7 +82,7 @@ def load_classifier(settings: Settings):
         max_length=settings.max_text_length,
         batch_size=settings.batch_size,
         threads=settings.inference_threads,
-        quantize=settings.quantize or None,
+        quantize=settings.quantize,
     )
 
 

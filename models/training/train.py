@@ -6,6 +6,7 @@ Both paths write a transformers checkpoint (config, tokenizer, ``model.safetenso
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -47,6 +48,10 @@ class TrainConfig:
     navec_init: bool = True
     navec_path: str | None = None  # navec vectors (default: the file in the natasha wheel)
     navec_scale: float = 0.5
+    student: str = "scratch"  # scratch (WordPiece + navec, sizes above) | e5 (e5's vocabulary and layers)
+    student_e5_layers: list[int] = field(default_factory=lambda: [0, 1])  # e5 layers the e5 student starts from
+    save_dtype: str = "float32"  # float32 | float16 (weights on disk; the classifier always runs in float32)
+    inference_quantize: str = "none"  # none | int8: how the classifier runs this checkpoint by default (dozor.json)
     max_length: int = 128
     batch_size: int = 64
     epochs: int = 6
@@ -181,6 +186,21 @@ def predict_ids(model, ids: list[list[int]], pad_id: int, batch_size: int = 256)
     return out  # type: ignore[return-value]
 
 
+def score_texts(model, tokenizer, texts: list[str], labels: list[str], max_length: int = INFERENCE_MAX_LENGTH) -> dict[str, list[float]]:
+    """Per label, the model's probability for each text (texts cut at ``max_length`` tokens)."""
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+    rows = predict_ids(model, ids, tokenizer.pad_token_id)
+    return {label: [row[j] for row in rows] for j, label in enumerate(labels)}
+
+
+def choose_thresholds(model, tokenizer, validation: list[Example], labels: list[str],
+                      questions_without_marks: bool = False) -> tuple[dict[str, float], dict]:
+    """F1-maximising threshold per label on the validation split, for ``model`` as given."""
+    sets = threshold_sets(validation, labels, questions_without_marks=questions_without_marks)
+    thresholds, report = thresholds_on_sets(sets, lambda texts: score_texts(model, tokenizer, texts, labels))
+    return {label: thresholds.get(label, 0.5) for label in labels}, report
+
+
 def run_training(model, tokenizer, train: list[Example], validation: list[Example], labels: list[str],
                  epochs: int, batch_size: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
                  max_length: int, seed: int, time_budget_minutes: float, source_weights: dict[str, float] | None = None,
@@ -215,9 +235,7 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
     sets = threshold_sets(validation, labels, questions_without_marks=questions_without_marks)
 
     def score_validation(texts: list[str]) -> dict[str, list[float]]:
-        ids = tokenizer(texts, truncation=True, max_length=validation_max_length)["input_ids"]
-        rows = predict_ids(model, ids, pad_id)
-        return {label: [row[j] for row in rows] for j, label in enumerate(labels)}
+        return score_texts(model, tokenizer, texts, labels, validation_max_length)
     steps_per_epoch = math.ceil(len(train_ids) / batch_size)
     total = steps_per_epoch * epochs
     no_decay = ("bias", "LayerNorm.weight")
@@ -344,12 +362,22 @@ def pretrain_mlm(model, tokenizer, texts: list[str], epochs: int, batch_size: in
     return history
 
 
-def save_checkpoint(model, tokenizer, output_dir: str | Path, thresholds: dict[str, float], extra: dict | None = None) -> Path:
+def save_checkpoint(model, tokenizer, output_dir: str | Path, thresholds: dict[str, float], extra: dict | None = None,
+                    dtype: str = "float32", quantize: str = "none") -> Path:
+    """Write the checkpoint; ``dtype="float16"`` halves the weights on disk (the model in memory stays
+    float32). ``quantize="int8"`` records in dozor.json that the classifier runs it int8 by default."""
+    import torch
+
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
+    if dtype not in ("float32", "float16"):
+        raise ValueError(f"save dtype {dtype!r}: use float32 or float16")
+    model.to(getattr(torch, dtype)).save_pretrained(out, safe_serialization=True)
+    model.to(torch.float32)
     tokenizer.save_pretrained(out)
     payload = {"thresholds": {k: float(v) for k, v in thresholds.items()}}
+    if quantize != "none":
+        payload["quantize"] = quantize
     (out / "dozor.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     if extra is not None:
         (out / "training_summary.json").write_text(json.dumps(extra, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -381,14 +409,18 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
         raise SystemExit(f"no training data found under {data_dir}: pass --data-dir")
     print(f"corpus: {len(corpus.train)} training, {len(corpus.validation)} validation texts, "
           f"{len(corpus.held_out)} held-out splits (not used here)", flush=True)
-    tokenizer = modeling.build_tokenizer((e.text for e in corpus.train), vocab_size=config.vocab_size)
-    model = modeling.build_model(
-        vocab_size=len(tokenizer), labels=tuple(config.labels), hidden_size=config.hidden_size,
-        layers=config.num_layers, heads=config.num_heads, intermediate_size=config.intermediate_size,
-        max_position=max(config.max_length, 256) + 2, dropout=config.dropout, pad_token_id=tokenizer.pad_token_id,
-    )
-    navec_share = None
-    if config.navec_init:
+    if config.student not in ("scratch", "e5"):
+        raise SystemExit(f"unknown student {config.student!r}: use scratch or e5")
+    model = tokenizer = navec_share = None
+    max_position = max(config.max_length, INFERENCE_MAX_LENGTH) + 2
+    if config.student == "scratch":
+        tokenizer = modeling.build_tokenizer((e.text for e in corpus.train), vocab_size=config.vocab_size)
+        model = modeling.build_model(
+            vocab_size=len(tokenizer), labels=tuple(config.labels), hidden_size=config.hidden_size,
+            layers=config.num_layers, heads=config.num_heads, intermediate_size=config.intermediate_size,
+            max_position=max_position, dropout=config.dropout, pad_token_id=tokenizer.pad_token_id,
+        )
+    if config.student == "scratch" and config.navec_init:
         path = Path(config.navec_path) if config.navec_path else modeling.navec_path()
         if path is None:
             print("navec_init is set but the `natasha` package (which ships navec vectors) is not installed; "
@@ -399,6 +431,12 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
     train_examples, soft_targets, teacher_report = list(corpus.train), None, None
     if config.teacher:
         train_examples, soft_targets, teacher_report = build_teacher_targets(config, corpus, data_dir)
+    if config.student == "e5":  # after the teacher, so that its vocabulary covers the transfer texts too
+        set_seed(config.seed)
+        model, tokenizer = modeling.build_e5_student(
+            [e.text for e in train_examples], tuple(config.labels), config.student_e5_layers, max_position,
+            config.dropout, config.teacher_model_path)
+        print(f"e5 student: layers {config.student_e5_layers}, {len(tokenizer)} vocabulary pieces", flush=True)
     mlm_history = None
     if config.mlm_epochs > 0:
         mlm_history = pretrain_mlm(model, tokenizer, [e.text for e in train_examples], config.mlm_epochs,
@@ -411,6 +449,22 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
         soft_targets=soft_targets, distill_weight=config.distill_weight if config.teacher else 0.0,
         label_weights=config.label_weights, questions_without_marks=config.questions_without_marks, device=device,
     )
+    run_as = None
+    if config.save_dtype != "float32" or config.inference_quantize != "none":
+        # thresholds must fit the model as it is run: weights rounded as stored, quantised as loaded
+        from models.classifier import quantize_model
+
+        model.to(getattr(torch, config.save_dtype)).to(torch.float32)
+        running = model.eval()
+        if config.inference_quantize != "none":
+            running = quantize_model(copy.deepcopy(model).eval(), config.inference_quantize)
+        trained_thresholds = thresholds
+        thresholds, report = choose_thresholds(running, tokenizer, corpus.validation, list(config.labels),
+                                               config.questions_without_marks)
+        run_as = {"save_dtype": config.save_dtype, "quantize": config.inference_quantize,
+                  "thresholds_in_training": trained_thresholds}
+        print(f"thresholds re-chosen for the model as run ({config.save_dtype} weights, "
+              f"quantize {config.inference_quantize}): {thresholds}", flush=True)
     summary = {
         "config": asdict(config),
         "train_examples": len(corpus.train),
@@ -423,9 +477,11 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
         "validation": report,
         "history": history,
         "mlm_history": mlm_history,
+        "run_as": run_as,
         "minutes": round((time.monotonic() - started) / 60, 1),
     }
-    save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary)
+    save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary, dtype=config.save_dtype,
+                    quantize=config.inference_quantize)
     return summary
 
 
@@ -649,7 +705,7 @@ def fine_tune(model_dir: str | Path, csv_path: str | Path, output_dir: str | Pat
     torch.set_num_threads(max(1, threads))
     set_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch.float32)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     examples = read_user_csv(csv_path, labels=tuple(labels))
     if len(examples) < 10:

@@ -134,3 +134,67 @@ def test_pruned_file_keeps_only_used_pieces_and_computes_the_same(tmp_path):
     assert prune_e5_file(small, tmp_path / "again.bin", ["пир"], prefix="")["mismatches"] == 0
     assert [cut.tokenizer.id_to_token(i) for i in cut.encode_ids("пир", prefix="")] != \
            [big.tokenizer.id_to_token(i) for i in big.encode_ids("пир", prefix="")]
+
+
+def test_e5_student_starts_as_the_chosen_e5_layers_on_a_cut_vocabulary(tmp_path):
+    import torch
+
+    from models.training.modeling import build_e5_student
+
+    path = tmp_path / "tiny.bin"
+    write_e5_file(path, layers=3)
+    texts = ["когда дорогу?", "спасибо!"]
+    model, tokenizer = build_e5_student(texts, ("question", "negative"), layers=[0, 2], max_position=20,
+                                        dropout=0.1, path=path)
+    source = read_e5_file(path)
+    kept = [tokenizer.convert_ids_to_tokens(i) for i in range(len(tokenizer))]
+    # specials, the pieces of the texts and the lowest-scoring piece; nothing else
+    assert set(kept) == {"<s>", "<pad>", "</s>", "<unk>", "\u2581когда", "\u2581дорог", "у", "?", "\u2581спасибо", "!", "б"}
+    assert tokenizer("когда дорогу?")["input_ids"] == [kept.index(t) for t in ("<s>", "\u2581когда", "\u2581дорог", "у", "?", "</s>")]
+    assert tokenizer.pad_token_id == kept.index("<pad>") and model.config.pad_token_id == tokenizer.pad_token_id
+    # URLs and mentions are normalised like the WordPiece tokenizer's, runs of spaces collapse
+    assert tokenizer.backend_tokenizer.normalizer.normalize_str("когда  https://vk.com/x [id1|Вася]") == "когда url @user"
+    full_ids = [p for p, _ in source.pieces]
+    rows = [full_ids.index(t) for t in kept]
+    np.testing.assert_array_equal(model.bert.embeddings.word_embeddings.weight.detach().numpy(), source.tensors["emb.word"][rows])
+    np.testing.assert_array_equal(model.bert.embeddings.position_embeddings.weight.detach().numpy(), source.tensors["emb.pos"][:20])
+    np.testing.assert_array_equal(model.bert.encoder.layer[1].intermediate.dense.weight.detach().numpy(), source.tensors["l2.fi.w"])
+    assert model.config.num_hidden_layers == 2 and model.config.num_labels == 2
+    # with layers [0, 1, 2] the student's encoder computes exactly what the e5 teacher computes
+    whole, tokenizer = build_e5_student(texts, ("question",), layers=[0, 1, 2], max_position=20, dropout=0.0, path=path)
+    teacher = E5Teacher(path, threads=1)
+    ids = tokenizer("когда дорогу?", return_tensors="pt")["input_ids"]
+    teacher_ids = torch.tensor([teacher.encode_ids("когда дорогу?", prefix="")])
+    assert [teacher.tokenizer.id_to_token(i) for i in teacher_ids[0, 1:-1].tolist()] == tokenizer.convert_ids_to_tokens(ids[0, 1:-1].tolist())
+    with torch.no_grad():
+        student_states = whole.eval().bert(input_ids=ids).last_hidden_state
+        teacher_states = teacher.model(input_ids=teacher_ids).last_hidden_state
+    torch.testing.assert_close(student_states, teacher_states, atol=1e-5, rtol=1e-5)
+
+
+def test_float16_checkpoint_halves_the_file_and_loads_in_float32(tmp_path):
+    import torch
+
+    from models.classifier import TextClassifier
+    from models.training.modeling import build_e5_student
+    from models.training.train import save_checkpoint
+
+    path = tmp_path / "tiny.bin"
+    write_e5_file(path)
+    model, tokenizer = build_e5_student(["когда дорогу?", "спасибо!"], ("question", "negative"), layers=[0, 1],
+                                        max_position=20, dropout=0.0, path=path)
+    model.eval()
+    with torch.no_grad():
+        expected = torch.sigmoid(model(**tokenizer(["когда дорогу?"], return_tensors="pt")).logits)[0].tolist()
+    save_checkpoint(model, tokenizer, tmp_path / "f32", {"question": 0.4, "negative": 0.5})
+    save_checkpoint(model, tokenizer, tmp_path / "f16", {"question": 0.4, "negative": 0.5}, dtype="float16")
+    assert next(model.parameters()).dtype == torch.float32  # the model in memory stays float32
+    size = {name: (tmp_path / name / "model.safetensors").stat().st_size for name in ("f32", "f16")}
+    assert size["f16"] < 0.6 * size["f32"]
+    loaded = TextClassifier.load(tmp_path / "f16")
+    assert next(loaded.model.parameters()).dtype == torch.float32
+    got = loaded.predict(["когда дорогу?"])[0]
+    assert abs(got["question"] - expected[0]) < 1e-2 and abs(got["negative"] - expected[1]) < 1e-2
+    assert loaded.thresholds["question"] == 0.4
+    with pytest.raises(ValueError, match="float32 or float16"):
+        save_checkpoint(model, tokenizer, tmp_path / "bf16", {}, dtype="bfloat16")

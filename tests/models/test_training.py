@@ -402,3 +402,28 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(a, b))
+
+
+def test_e5_student_trains_and_runs_as_stored(data_dir, tmp_path, capsys):
+    """student: e5 starts from the (tiny) e5 file; float16 on disk, int8 at run time, thresholds chosen for that."""
+    from tests.models.test_e5_teacher import write_e5_file
+
+    e5 = tmp_path / "tiny-e5.bin"
+    write_e5_file(e5, hidden=64, layers=3, max_pos=300, seed=5)
+    config = tiny_config(data_dir, student="e5", student_e5_layers=[0, 2], teacher_model_path=str(e5), epochs=2,
+                         learning_rate=1e-3, save_dtype="float16", inference_quantize="int8")
+    summary = train_default(config, tmp_path / "model")
+    assert "thresholds re-chosen for the model as run (float16 weights, quantize int8)" in capsys.readouterr().out
+    stored = json.loads((tmp_path / "model" / "dozor.json").read_text(encoding="utf-8"))
+    assert stored["quantize"] == "int8" and stored["thresholds"] == summary["thresholds"]
+    assert summary["run_as"]["thresholds_in_training"].keys() == summary["thresholds"].keys()
+    saved = json.loads((tmp_path / "model" / "config.json").read_text(encoding="utf-8"))
+    assert saved["num_hidden_layers"] == 2 and saved["hidden_size"] == 64 and saved["dtype"] == "float16"
+    clf = TextClassifier.load(tmp_path / "model")
+    assert clf.quantize == "int8" and any("quantized" in type(m).__module__ for m in clf.model.modules())
+    plain = TextClassifier.load(tmp_path / "model", quantize="none")
+    assert plain.quantize == "none" and not any("quantized" in type(m).__module__ for m in plain.model.modules())
+    a, b = clf.predict(["Заткнись, дебил, с Садовой"])[0], plain.predict(["Заткнись, дебил, с Садовой"])[0]
+    assert abs(a["toxic"] - b["toxic"]) < 0.05  # int8 moves probabilities a little, not the answer
+    with pytest.raises(ValueError, match="layers among 0-2"):
+        train_default(tiny_config(data_dir, student="e5", student_e5_layers=[3], teacher_model_path=str(e5)), tmp_path / "bad")
