@@ -5,7 +5,7 @@
 Texts: sampled at run time from RuSentiment test and SentiRuEval-2015 test when
 ../shared/data is present (real VK posts and tweets), otherwise synthesised from comment
 templates with a realistic length spread (most 30–150 characters, a tail to ~600).
-Measures `TextClassifier.predict` at batch 64 (length-sorted, dynamically padded; median of
+Measures `TextClassifier.predict` (float32) at batch 64 (length-sorted, dynamically padded; median of
 three passes after a warm-up pass) and at batch 1 (per-text latency p50/p99), the same with the
 linear layers quantised to dynamic int8 at load time (passes alternate with float32; label
 agreement with float32 reported), and, for comparison, the naive way: a transformers
@@ -98,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     lengths = [len(t) for t in texts]
     single = texts[: args.single_texts]
 
-    clf = TextClassifier.load(args.model, batch_size=64)
+    clf = TextClassifier.load(args.model, batch_size=64, quantize="none")  # float32
     int8 = TextClassifier.load(args.model, batch_size=64, quantize="int8")
+    shipped = TextClassifier.load(args.model).quantize  # what the checkpoint's dozor.json asks for
     fp32_scores, int8_scores = clf.predict(texts), int8.predict(texts)  # warm-up passes
 
     # float32 and int8 passes alternate, so a busy neighbour slows both alike
@@ -120,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     max_shift = max(abs(a[k] - b[k]) for a, b in zip(fp32_scores, int8_scores) for k in a)
 
     pipe = transformers.pipeline("text-classification", model=str(args.model), tokenizer=str(args.model),
-                                 top_k=None, function_to_apply="sigmoid", device=-1)
+                                 top_k=None, function_to_apply="sigmoid", device=-1,
+                                 dtype=torch.float32)
     pipe(single[0])
     naive = []
     for text in single:
@@ -136,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "text_chars": {"mean": round(statistics.mean(lengths), 1), "p50": percentile(lengths, 0.5),
                        "p90": percentile(lengths, 0.9), "max": max(lengths)},
         "threads": args.threads,
+        "default_quantize": shipped,
         "cpu": platform.processor() or platform.machine(),
         "torch": torch.__version__, "transformers": transformers.__version__,
         "batch64": {"texts": len(texts), "texts_per_s": round(statistics.median(batch64_runs), 1),
@@ -156,15 +159,16 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"Model `{result['model']}` ({result['weights_mb']} MB), {args.threads} torch threads, texts: {source}; "
           f"chars mean {result['text_chars']['mean']}, p50 {result['text_chars']['p50']}, p90 {result['text_chars']['p90']}\n")
+    print(f"The checkpoint runs {'int8' if shipped == 'int8' else 'float32'} by default (dozor.json quantize: {shipped}).\n")
     print("| mode | texts | texts/s | p50 latency, ms | p99 latency, ms |")
     print("|---|---|---|---|---|")
     b64, b1, nv = result["batch64"], result["batch1"], result["naive_pipeline_per_text"]
-    print(f"| TextClassifier.predict, batch 64 (length-sorted; median of {len(batch64_runs)} passes) | {b64['texts']} | {b64['texts_per_s']} | — | — |")
-    print(f"| TextClassifier.predict, batch 1 | {b1['texts']} | {b1['texts_per_s']} | {b1['p50_ms']} | {b1['p99_ms']} |")
+    print(f"| TextClassifier.predict float32, batch 64 (length-sorted; median of {len(batch64_runs)} passes) | {b64['texts']} | {b64['texts_per_s']} | — | — |")
+    print(f"| TextClassifier.predict float32, batch 1 | {b1['texts']} | {b1['texts_per_s']} | {b1['p50_ms']} | {b1['p99_ms']} |")
     q = result["int8_dynamic"]
     print(f"| int8 dynamic (`DOZOR_QUANTIZE=int8`), batch 64 | {b64['texts']} | {q['texts_per_s_batch64']} | — | — |")
     print(f"| int8 dynamic, batch 1 | {b1['texts']} | {q['texts_per_s_batch1']} | {q['p50_ms']} | {q['p99_ms']} |")
-    print(f"| naive: pipeline('text-classification') per text | {nv['texts']} | {nv['texts_per_s']} | {nv['p50_ms']} | {nv['p99_ms']} |")
+    print(f"| naive: pipeline('text-classification') per text, float32 | {nv['texts']} | {nv['texts_per_s']} | {nv['p50_ms']} | {nv['p99_ms']} |")
     print(f"\nint8 vs float32: same labels on {100 * q['same_labels_share']:.1f}% of texts, largest probability shift {q['max_probability_shift']}")
     print(f"written {args.output}")
     return 0

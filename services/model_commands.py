@@ -1,4 +1,4 @@
-"""`dozor model train` and `dozor model eval`: thin shells over models/training/.
+"""`dozor model train`, `eval`, `thresholds` and `prune-teacher`: thin shells over models/training/.
 
 Heavy imports (torch, transformers, scikit-learn) happen inside the handlers, so `dozor --help`
 stays fast.
@@ -97,6 +97,24 @@ def register(subparsers) -> None:
     prune.add_argument("--output", type=Path, required=True, help="where to write the pruned file")
     prune.set_defaults(handler=cmd_model_prune_teacher)
 
+    rethreshold = sub.add_parser(
+        "thresholds", help="choose a model's per-label thresholds again on the validation split",
+        description="Score a checkpoint on the validation split of the public datasets (as the classifier runs "
+                    "it: its dozor.json quantisation, 256 tokens) and choose the F1-maximising threshold per label "
+                    "with the config's rule (questions_without_marks: the question threshold on social-media texts "
+                    "with every '?' removed). Writes them to the model's dozor.json unless --dry-run. The weights "
+                    "are not touched; held-out splits are not used.",
+    )
+    rethreshold.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
+                             help="model directory (default: models/default)")
+    rethreshold.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                             help=f"config whose seed, data and threshold rule to use (default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
+    rethreshold.add_argument("--data-dir", default=None,
+                             help=f"folder with the public datasets (default: the config's data_dir, {DEFAULT_DATA_DIR})")
+    rethreshold.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    rethreshold.add_argument("--dry-run", action="store_true", help="print the thresholds, do not write dozor.json")
+    rethreshold.set_defaults(handler=cmd_model_thresholds)
+
     evaluate = sub.add_parser(
         "eval", help="score a model and the baselines on every held-out split",
         description=EVAL_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -162,6 +180,21 @@ def cmd_model_prune_teacher(args) -> int:
                          "vocabulary; nothing written (please report this)")
     print(f"{args.output}: {summary['kept']:,} of {summary['pieces']:,} pieces kept for {summary['texts']:,} texts, "
           f"{summary['pruned_bytes'] / 1e6:.1f} MB (was {summary['bytes'] / 1e6:.1f} MB); every text tokenises as before")
+    return 0
+
+
+def cmd_model_thresholds(args) -> int:
+    from models.training.train import TrainConfig, rechoose_thresholds
+
+    config = TrainConfig.from_yaml(args.config, data_dir=args.data_dir, threads=args.threads)
+    result = rechoose_thresholds(config, args.model, write=not args.dry_run)
+    rule = "question threshold on '?'-free social-media texts" if result["questions_without_marks"] else "pooled validation split"
+    print(f"{args.model} (run {result['quantize'] if result['quantize'] != 'none' else 'float32'}), rule: {rule}")
+    for label, value in result["thresholds"].items():
+        before = result["before"][label]
+        print(f"  {label}: {before if before is None else round(before, 2)} -> {value:.2f} "
+              f"(validation F1 {result['validation'].get(label, {}).get('f1', float('nan')):.3f})")
+    print("not written (--dry-run)" if args.dry_run else f"written to {args.model / 'dozor.json'}")
     return 0
 
 

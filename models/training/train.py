@@ -193,7 +193,7 @@ def score_texts(model, tokenizer, texts: list[str], labels: list[str], max_lengt
     return {label: [row[j] for row in rows] for j, label in enumerate(labels)}
 
 
-def choose_thresholds(model, tokenizer, validation: list[Example], labels: list[str],
+def thresholds_for_model(model, tokenizer, validation: list[Example], labels: list[str],
                       questions_without_marks: bool = False) -> tuple[dict[str, float], dict]:
     """F1-maximising threshold per label on the validation split, for ``model`` as given."""
     sets = threshold_sets(validation, labels, questions_without_marks=questions_without_marks)
@@ -384,6 +384,39 @@ def save_checkpoint(model, tokenizer, output_dir: str | Path, thresholds: dict[s
     return out
 
 
+def rechoose_thresholds(config: TrainConfig, model_dir: str | Path, write: bool = True) -> dict:
+    """Choose a checkpoint's thresholds again on the validation split the config describes.
+
+    The model is scored as the classifier runs it (its dozor.json quantisation, 256 tokens), with
+    the config's threshold rule (``questions_without_marks``). With ``write``, dozor.json gets the
+    new thresholds (other keys kept). Returns the old and new thresholds and the validation report.
+    """
+    import torch
+
+    from models.classifier import DOZOR_MODEL_FILE, TextClassifier
+
+    torch.set_num_threads(max(1, config.threads))
+    _, corpus = config_corpus(config)
+    if not corpus.validation:
+        raise SystemExit(f"no validation data found under {config.data_dir}: pass --data-dir")
+    classifier = TextClassifier.load(model_dir)
+    labels = [classifier.model.config.id2label[i] for i in range(classifier.model.config.num_labels)]
+    unknown = sorted(set(labels) - set(LABELS))
+    if unknown:
+        raise SystemExit(f"{model_dir} has outputs {unknown} that the validation data does not label; "
+                         f"thresholds can be chosen for {', '.join(LABELS)} only")
+    thresholds, report = thresholds_for_model(classifier.model, classifier.tokenizer, corpus.validation, labels,
+                                              config.questions_without_marks)
+    if write:
+        path = Path(model_dir) / DOZOR_MODEL_FILE
+        stored = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        stored["thresholds"] = {k: float(v) for k, v in thresholds.items()}
+        path.write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
+    return {"before": {k: classifier.thresholds.get(k) for k in labels}, "thresholds": thresholds,
+            "validation": report, "questions_without_marks": config.questions_without_marks,
+            "quantize": classifier.quantize}
+
+
 def config_corpus(config: TrainConfig):
     """The data folder (relative paths from the repository root) and the corpus the config describes."""
     data_dir = Path(config.data_dir)
@@ -459,7 +492,7 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
         if config.inference_quantize != "none":
             running = quantize_model(copy.deepcopy(model).eval(), config.inference_quantize)
         trained_thresholds = thresholds
-        thresholds, report = choose_thresholds(running, tokenizer, corpus.validation, list(config.labels),
+        thresholds, report = thresholds_for_model(running, tokenizer, corpus.validation, list(config.labels),
                                                config.questions_without_marks)
         run_as = {"save_dtype": config.save_dtype, "quantize": config.inference_quantize,
                   "thresholds_in_training": trained_thresholds}

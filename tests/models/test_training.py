@@ -427,3 +427,24 @@ def test_e5_student_trains_and_runs_as_stored(data_dir, tmp_path, capsys):
     assert abs(a["toxic"] - b["toxic"]) < 0.05  # int8 moves probabilities a little, not the answer
     with pytest.raises(ValueError, match="layers among 0-2"):
         train_default(tiny_config(data_dir, student="e5", student_e5_layers=[3], teacher_model_path=str(e5)), tmp_path / "bad")
+
+
+def test_rechoose_thresholds_restores_what_training_chose_and_follows_the_rule(data_dir, tmp_path):
+    from models.training.train import rechoose_thresholds
+
+    out = tmp_path / "model"
+    config = tiny_config(data_dir, epochs=2)
+    summary = train_default(config, out)
+    path = out / "dozor.json"
+    path.write_text(json.dumps({"thresholds": {k: 0.99 for k in summary["thresholds"]}, "keep": 1}), encoding="utf-8")
+    dry = rechoose_thresholds(config, out, write=False)
+    assert json.loads(path.read_text(encoding="utf-8"))["thresholds"]["question"] == 0.99  # --dry-run writes nothing
+    assert dry["before"]["question"] == 0.99 and dry["quantize"] == "none"
+    result = rechoose_thresholds(config, out)
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    assert stored["keep"] == 1  # other keys survive
+    # the same model, data and rule give the thresholds training chose
+    assert stored["thresholds"] == pytest.approx(summary["thresholds"])
+    assert result["thresholds"] == pytest.approx(summary["thresholds"])
+    marks = rechoose_thresholds(tiny_config(data_dir, epochs=2, questions_without_marks=True), out, write=False)
+    assert marks["questions_without_marks"] and marks["validation"]["question"]["n"] != result["validation"]["question"]["n"]

@@ -29,7 +29,7 @@ def test_every_command_has_help():
         assert command in top.stdout
         sub = run(command, "--help")
         assert sub.returncode == 0 and "usage: dozor" in sub.stdout and len(sub.stdout) > 120, command
-    for action in ("train", "eval", "prune-teacher"):
+    for action in ("train", "eval", "prune-teacher", "thresholds"):
         sub = run("model", action, "--help")
         assert sub.returncode == 0 and f"usage: dozor model {action}" in sub.stdout, action
     assert "--device {auto,cpu,cuda}" in run("model", "train", "--help").stdout
