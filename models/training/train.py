@@ -194,7 +194,7 @@ def score_texts(model, tokenizer, texts: list[str], labels: list[str], max_lengt
 
 
 def thresholds_for_model(model, tokenizer, validation: list[Example], labels: list[str],
-                      questions_without_marks: bool = False) -> tuple[dict[str, float], dict]:
+                         questions_without_marks: bool = False) -> tuple[dict[str, float], dict]:
     """F1-maximising threshold per label on the validation split, for ``model`` as given."""
     sets = threshold_sets(validation, labels, questions_without_marks=questions_without_marks)
     thresholds, report = thresholds_on_sets(sets, lambda texts: score_texts(model, tokenizer, texts, labels))
@@ -364,8 +364,9 @@ def pretrain_mlm(model, tokenizer, texts: list[str], epochs: int, batch_size: in
 
 def save_checkpoint(model, tokenizer, output_dir: str | Path, thresholds: dict[str, float], extra: dict | None = None,
                     dtype: str = "float32", quantize: str = "none") -> Path:
-    """Write the checkpoint; ``dtype="float16"`` halves the weights on disk (the model in memory stays
-    float32). ``quantize="int8"`` records in dozor.json that the classifier runs it int8 by default."""
+    """Write the checkpoint; ``dtype="float16"`` halves the weights on disk (the model in memory is
+    float32 again afterwards, with the rounded values). ``quantize="int8"`` records in dozor.json that
+    the classifier runs it int8 by default."""
     import torch
 
     out = Path(output_dir)
@@ -444,6 +445,11 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
           f"{len(corpus.held_out)} held-out splits (not used here)", flush=True)
     if config.student not in ("scratch", "e5"):
         raise SystemExit(f"unknown student {config.student!r}: use scratch or e5")
+    if config.student == "e5" and config.mlm_epochs > 0:
+        raise SystemExit("mlm_epochs needs the scratch student (the e5 student's tokenizer has no mask token)")
+    if config.save_dtype not in ("float32", "float16") or config.inference_quantize not in ("none", "int8"):
+        raise SystemExit(f"save_dtype {config.save_dtype!r} / inference_quantize {config.inference_quantize!r}: "
+                         "use float32 or float16 / none or int8")
     model = tokenizer = navec_share = None
     max_position = max(config.max_length, INFERENCE_MAX_LENGTH) + 2
     if config.student == "scratch":
@@ -493,7 +499,7 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
             running = quantize_model(copy.deepcopy(model).eval(), config.inference_quantize)
         trained_thresholds = thresholds
         thresholds, report = thresholds_for_model(running, tokenizer, corpus.validation, list(config.labels),
-                                               config.questions_without_marks)
+                                                  config.questions_without_marks)
         run_as = {"save_dtype": config.save_dtype, "quantize": config.inference_quantize,
                   "thresholds_in_training": trained_thresholds}
         print(f"thresholds re-chosen for the model as run ({config.save_dtype} weights, "

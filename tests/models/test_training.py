@@ -425,6 +425,9 @@ def test_e5_student_trains_and_runs_as_stored(data_dir, tmp_path, capsys):
     assert plain.quantize == "none" and not any("quantized" in type(m).__module__ for m in plain.model.modules())
     a, b = clf.predict(["Заткнись, дебил, с Садовой"])[0], plain.predict(["Заткнись, дебил, с Садовой"])[0]
     assert abs(a["toxic"] - b["toxic"]) < 0.05  # int8 moves probabilities a little, not the answer
+    for bad in (dict(mlm_epochs=1), dict(save_dtype="bfloat16"), dict(inference_quantize="int4")):
+        with pytest.raises(SystemExit):  # refused before any training time is spent
+            train_default(tiny_config(data_dir, student="e5", teacher_model_path=str(e5), **bad), tmp_path / "bad")
     with pytest.raises(ValueError, match="layers among 0-2"):
         train_default(tiny_config(data_dir, student="e5", student_e5_layers=[3], teacher_model_path=str(e5)), tmp_path / "bad")
 
