@@ -138,6 +138,8 @@ class TextClassifier:
         (see bench/bench_classifier.py for what it buys), `"none"` keeps float32, and None or
         `"auto"` does what the checkpoint's `dozor.json` says (`"quantize"`; float32 if absent).
         The model always runs in float32, also when its weights are stored in float16.
+        int8 scores depend on which texts share a batch (one activation scale per batch), so a
+        replayed text may score differently; float32 scores do not.
         """
         if threads > 0:
             torch.set_num_threads(threads)

@@ -100,8 +100,8 @@ class Settings(BaseSettings):
     quantize: Literal["auto", "none", "int8"] = Field(
         "auto",
         description="'int8': dynamic int8 linear layers at load time; 'none': float32; 'auto': "
-        "what the checkpoint's dozor.json says (float32 if it says nothing). Measured in the "
-        "README benchmark.",
+        "what the checkpoint's dozor.json says (float32 if it says nothing). int8 scores shift "
+        "with the other texts of a batch; measured in the README benchmark.",
     )
     inference_threads: int = Field(
         1,

@@ -99,3 +99,23 @@ def test_int8_quantised_load_keeps_the_scores_close(classifier):
     int8.close()
     with pytest.raises(ModelConfigError, match="int8"):
         TextClassifier.load(MODEL_DIR, quantize="fp4")
+
+
+def test_float32_scores_do_not_depend_on_the_batch_but_int8_scores_do(classifier):
+    """A replayed event must be classified as before, whatever shares its batch.
+
+    float32 with dynamic padding and attention masks gives a text the same scores alone or next
+    to a long text. Dynamic int8 quantises activations with one scale per batch, so its scores
+    move with the neighbours: the reason int8 is not the default (README, model card row 34).
+    """
+    from models.classifier import TextClassifier
+
+    text = "Когда отремонтируют дорогу на улице Ленина"
+    neighbour = ["Ну вы там совсем с ума сошли, это же просто невероятно, ((( " * 6]
+    alone, batched = classifier.predict([text])[0], classifier.predict([text] + neighbour)[0]
+    for label in LABELS:
+        assert batched[label] == pytest.approx(alone[label], abs=1e-5), label
+    int8 = TextClassifier.load(MODEL_DIR, quantize="int8")
+    alone, batched = int8.predict([text])[0], int8.predict([text] + neighbour)[0]
+    assert max(abs(batched[label] - alone[label]) for label in LABELS) > 1e-4
+    int8.close()

@@ -417,6 +417,10 @@ def test_e5_student_trains_and_runs_as_stored(data_dir, tmp_path, capsys):
     stored = json.loads((tmp_path / "model" / "dozor.json").read_text(encoding="utf-8"))
     assert stored["quantize"] == "int8" and stored["thresholds"] == summary["thresholds"]
     assert summary["run_as"]["thresholds_in_training"].keys() == summary["thresholds"].keys()
+    from models.training.train import rechoose_thresholds
+
+    again = rechoose_thresholds(config, tmp_path / "model", write=False)  # the stored model, loaded and run int8
+    assert again["quantize"] == "int8" and again["thresholds"] == pytest.approx(summary["thresholds"])
     saved = json.loads((tmp_path / "model" / "config.json").read_text(encoding="utf-8"))
     assert saved["num_hidden_layers"] == 2 and saved["hidden_size"] == 64 and saved["dtype"] == "float16"
     clf = TextClassifier.load(tmp_path / "model")
