@@ -220,6 +220,31 @@ def prune_e5_file(source: str | Path, target: str | Path, texts: list[str], pref
             "texts": len(texts), "mismatches": mismatches}
 
 
+_LAYER_NAMES = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+                "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
+                "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm"}
+
+
+def bert_state_dict(tensors: dict[str, np.ndarray], layers: list[int], prefix: str = "",
+                    rows: list[int] | None = None, positions: int | None = None, token_types: int | None = None) -> dict:
+    """e5 tensors under transformers ``BertModel`` names: embeddings plus e5 ``layers`` renumbered 0, 1, ….
+
+    ``rows`` keeps only those word-embedding rows, ``positions`` / ``token_types`` cut those tables.
+    """
+    state = {
+        f"{prefix}embeddings.word_embeddings.weight": tensors["emb.word"] if rows is None else tensors["emb.word"][rows],
+        f"{prefix}embeddings.position_embeddings.weight": tensors["emb.pos"][:positions],
+        f"{prefix}embeddings.token_type_embeddings.weight": tensors["emb.type"][:token_types],
+        f"{prefix}embeddings.LayerNorm.weight": tensors["emb.ln.w"],
+        f"{prefix}embeddings.LayerNorm.bias": tensors["emb.ln.b"],
+    }
+    for target, layer in enumerate(layers):
+        for short, long in _LAYER_NAMES.items():
+            state[f"{prefix}encoder.layer.{target}.{long}.weight"] = tensors[f"l{layer}.{short}.w"]
+            state[f"{prefix}encoder.layer.{target}.{long}.bias"] = tensors[f"l{layer}.{short}.b"]
+    return state
+
+
 def _linear_shape(name: str, hidden: int, ffn: int) -> tuple[int, int]:
     kind = name.split(".")[1]
     return {"fi": (ffn, hidden), "fo": (hidden, ffn)}.get(kind, (hidden, hidden))
@@ -241,21 +266,7 @@ class E5Teacher:
         self.tokenizer = e5_tokenizer(source.pieces, source.special["unk"])
         config = BertConfig(**source.config, hidden_act="gelu", pad_token_id=source.special["pad"])
         model = BertModel(config, add_pooling_layer=False)
-        t = source.tensors
-        state = {
-            "embeddings.word_embeddings.weight": t["emb.word"],
-            "embeddings.position_embeddings.weight": t["emb.pos"],
-            "embeddings.token_type_embeddings.weight": t["emb.type"],
-            "embeddings.LayerNorm.weight": t["emb.ln.w"],
-            "embeddings.LayerNorm.bias": t["emb.ln.b"],
-        }
-        names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-                 "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-                 "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm"}
-        for layer in range(config.num_hidden_layers):
-            for short, long in names.items():
-                state[f"encoder.layer.{layer}.{long}.weight"] = t[f"l{layer}.{short}.w"]
-                state[f"encoder.layer.{layer}.{long}.bias"] = t[f"l{layer}.{short}.b"]
+        state = bert_state_dict(source.tensors, list(range(config.num_hidden_layers)))
         missing, unexpected = model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()},
                                                     strict=False)
         missing = [m for m in missing if not m.endswith("position_ids") and "token_type_ids" not in m]

@@ -180,7 +180,7 @@ def build_e5_student(texts: Iterable[str], labels: tuple[str, ...], layers: list
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from models.training.e5_teacher import default_e5_path, read_e5_file
+    from models.training.e5_teacher import bert_state_dict, default_e5_path, read_e5_file
 
     source = read_e5_file(path or default_e5_path())
     full = e5_student_tokenizer(source.pieces, source.special)
@@ -205,21 +205,7 @@ def build_e5_student(texts: Iterable[str], labels: tuple[str, ...], layers: list
         id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
     )
     model = BertForSequenceClassification(config)
-    t = source.tensors
-    state = {
-        "bert.embeddings.word_embeddings.weight": t["emb.word"][keep],
-        "bert.embeddings.position_embeddings.weight": t["emb.pos"][:max_position],
-        "bert.embeddings.token_type_embeddings.weight": t["emb.type"][:1],
-        "bert.embeddings.LayerNorm.weight": t["emb.ln.w"],
-        "bert.embeddings.LayerNorm.bias": t["emb.ln.b"],
-    }
-    names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-             "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-             "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm"}
-    for target, layer in enumerate(layers):
-        for short, long in names.items():
-            state[f"bert.encoder.layer.{target}.{long}.weight"] = t[f"l{layer}.{short}.w"]
-            state[f"bert.encoder.layer.{target}.{long}.bias"] = t[f"l{layer}.{short}.b"]
+    state = bert_state_dict(source.tensors, layers, prefix="bert.", rows=keep, positions=max_position, token_types=1)
     missing, unexpected = model.load_state_dict(
         {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=False)
     missing = [m for m in missing if not m.startswith(("bert.pooler.", "classifier.")) and not m.endswith("_ids")]
