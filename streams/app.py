@@ -5,14 +5,16 @@ Two agents, each a thin shell:
 * `normalize` — raw platform payloads → canonical events keyed by page (one partition owns
   a page), or the dead-letter topic with the reason. It never stops on bad input.
 * `process` — canonical events in batches (up to `batch_size` or `batch_wait` seconds):
-  de-duplicate by event id, classify the comments off the event loop, send every classified
-  comment and every flag, and feed the page's answer-tracking state (a table backed by a
-  changelog topic). Clock ticks, sent by a timer into each owned partition, run the SLA sweep
-  inside the partition's own stream, so its table writes land in the right changelog.
+  drop repeats (streams/dedup.py), classify the comments off the event loop, feed the page's
+  answer-tracking state (a table backed by a changelog topic), publish every classified
+  comment and every flag, and only then store the tables. Clock ticks, sent by a timer into
+  each owned partition, run the SLA sweep inside the partition's own stream, so its table
+  writes land in the right changelog.
 
-Offsets are committed after a batch is processed (at least once). A flag re-sent after a
-crash carries the same deterministic `flag_id`, and the `seen` table (also changelogged)
-suppresses most repeats before they are sent.
+Offsets are committed after a batch is processed and its outputs and table writes are out
+(at least once). A page's state carries the offset of the newest message applied to it, so a
+message re-read after a crash is recognised exactly when its effect was stored; a flag that
+is sent again carries the same deterministic `flag_id`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from streams.dead_letter import (
     dead_letter_record,
     encode,
 )
+from streams.dedup import NEW, repeat_kind
 from streams.events import CanonicalEvent
 from streams.faust_tuning import set_fetch_max_wait
 from streams.flags import Flag, FlagPolicy, comment_flags
@@ -79,6 +82,18 @@ class StreamConfig:
     clock_idle_seconds: float = 30.0
     fetch_max_wait: float = 0.1
     dead_letter_max_consecutive: int = 1000
+
+
+@dataclass
+class BatchOutput:
+    """What one batch produced, held until the batch is applied: messages to publish first,
+    then the table writes (`seen` and clock entries, each with the event whose partition's
+    changelog it belongs to); page states wait in `DozorStreams.dirty`."""
+
+    sends: list[tuple[faust.TopicT, bytes, bytes]] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+    seen: dict[str, tuple[list, faust.types.EventT]] = field(default_factory=dict)
+    clocks: dict[int, tuple[float, faust.types.EventT]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -234,6 +249,14 @@ class DozorStreams:
             await self.process_batch(batch)
 
     async def process_batch(self, batch: list[faust.types.EventT]) -> None:
+        """Apply a batch, publish what it produced, then store the state it changed.
+
+        The order is the delivery guarantee: outputs (classified comments, flags) are sent and
+        acknowledged *before* any table write of the batch. A crash before the state is stored
+        makes the next worker apply the messages again (outputs may repeat, with the same ids);
+        once the state is stored, re-read messages are recognised (streams/dedup.py) and their
+        outputs are already out. Nothing is lost either way.
+        """
         decoded: list[tuple[faust.types.EventT, CanonicalEvent | Tick]] = []
         fresh: dict[str, CanonicalEvent] = {}
         for event in batch:
@@ -241,17 +264,17 @@ class DozorStreams:
             if item is None:
                 continue
             decoded.append((event, item))
-            if isinstance(item, CanonicalEvent) and self.seen.get(item.event_id) is None:
+            if isinstance(item, CanonicalEvent) and self._repeat(item, event, {}) == NEW:
                 fresh.setdefault(item.event_id, item)
         results = await self._classify(list(fresh.values()))
+        out = BatchOutput()
         for event, item in decoded:
-            in_event_context(event)
-            partition = event.message.partition
             if isinstance(item, CanonicalEvent):
-                await self._handle_event(item, results.get(item.event_id), partition, event)
+                self._handle_event(item, results.get(item.event_id), event, out)
             else:
-                await self._handle_tick(item, partition, event)
-        self._flush_dirty()
+                self._handle_tick(item, event, out)
+        await self._publish(out)
+        self._store(out)
 
     def _decode(self, event) -> CanonicalEvent | Tick | None:
         if event.key == TICK_KEY:
@@ -279,15 +302,29 @@ class DozorStreams:
         self.metrics.batch_size.observe(len(results))
         return results
 
-    async def _handle_event(
-        self, event: CanonicalEvent, classified: Classified | None, partition: int, source
+    def _repeat(self, event: CanonicalEvent, source, pending: dict) -> str:
+        """NEW, REPLAY or COPY (streams/dedup.py); `pending`: this batch's unsaved seen writes."""
+        record = self.records.get(event.page_id)
+        if record is not None:
+            applied = record.applied
+        else:
+            value = self.page_table.get(event.page_id)
+            applied = tuple(value["applied"]) if value and value.get("applied") else None
+        seen = pending[event.event_id][0] if event.event_id in pending else self.seen.get(
+            event.event_id
+        )
+        return repeat_kind(source.message.partition, source.message.offset, applied, seen)
+
+    def _handle_event(
+        self, event: CanonicalEvent, classified: Classified | None, source, out: BatchOutput
     ) -> None:
         m = self.metrics
-        if self.seen.get(event.event_id) is not None:
+        partition, offset = source.message.partition, source.message.offset
+        if self._repeat(event, source, out.seen) != NEW:
             m.duplicates.inc()
             return
         now = self._advance_clock(partition, event.created_at)
-        self.seen[event.event_id] = [now, partition]
+        out.seen[event.event_id] = ([now, partition, offset], source)
         m.events.labels(platform=event.platform, kind=event.kind, action=event.action).inc()
         if event.created_at:
             m.last_event_timestamp.labels(platform=event.platform).set(event.created_at)
@@ -297,10 +334,10 @@ class DozorStreams:
             m.comments.labels(page_id=event.page_id).inc()
             for label in classified.labels:
                 m.comments_classified.labels(page_id=event.page_id, label=label).inc()
-            await self.classified.send(
-                key=event.page_id.encode(),
-                value=json.dumps(classified.to_record(), ensure_ascii=False).encode(),
-            )
+            out.sends.append((
+                self.classified, event.page_id.encode(),
+                json.dumps(classified.to_record(), ensure_ascii=False).encode(),
+            ))
             flags.extend(comment_flags(event, classified.scores, page, self.config.flag_policy))
 
         record = self._record(event.page_id, partition)
@@ -311,17 +348,19 @@ class DozorStreams:
             if isinstance(effect, QuestionAnswered):
                 m.answer_seconds.labels(platform=effect.platform).observe(effect.response_seconds)
         flags.extend(effect_flags(effects, page, now))
+        record.applied = (partition, offset)
         self._mark_dirty(record, source, now)
-        await self._send_flags(flags, partition, now)
+        self._queue_flags(flags, partition, now, source, out)
 
-    async def _handle_tick(self, tick: Tick, partition: int, source) -> None:
+    def _handle_tick(self, tick: Tick, source, out: BatchOutput) -> None:
+        partition = source.message.partition
         idle_since = self.last_event_wall.get(partition, self.started_wall)
         if tick.force or tick.at - idle_since >= self.config.clock_idle_seconds:
             now = self._advance_clock(partition, tick.at, from_wall=True)
         else:
             now = self._clock_of(partition)
         if self.clock_table.get(str(partition)) != now:
-            self.clock_table[str(partition)] = now
+            out.clocks[partition] = (now, source)
         self._load_partition(partition)
         for page_id, record in list(self.records.items()):
             if record.partition != partition:
@@ -329,26 +368,50 @@ class DozorStreams:
             effects = sweep(record, now)
             if effects:
                 self._mark_dirty(record, source, now)
-                await self._send_flags(effect_flags(effects, self._page(page_id), now),
-                                       partition, now)
+                self._queue_flags(effect_flags(effects, self._page(page_id), now),
+                                  partition, now, source, out)
             self.views[page_id] = page_view(record, now)
         self.metrics.stream_time.set(max(self.clock.values(), default=0.0))
         self.ticks += 1
         if self.ticks % PRUNE_EVERY_TICKS == 0:
+            in_event_context(source)
             self._prune_seen(partition, now)
 
-    async def _send_flags(self, flags: list[Flag], partition: int, now: float) -> None:
+    def _queue_flags(
+        self, flags: list[Flag], partition: int, now: float, source, out: BatchOutput
+    ) -> None:
         for flag in flags:
             key = f"flag:{flag.flag_id}"
-            if self.seen.get(key) is not None:
+            if key in out.seen or self.seen.get(key) is not None:
                 continue
-            self.seen[key] = [now, partition]
-            await self.flags.send(
-                key=flag.page_id.encode(),
-                value=json.dumps(flag.to_dict(), ensure_ascii=False).encode(),
-            )
+            out.seen[key] = ([now, partition], source)
+            out.sends.append((
+                self.flags, flag.page_id.encode(),
+                json.dumps(flag.to_dict(), ensure_ascii=False).encode(),
+            ))
+            out.flags.append(flag)
+
+    async def _publish(self, out: BatchOutput) -> None:
+        """Send the batch's outputs now (not at the next commit) and wait for the broker's acks."""
+        pending = [
+            await topic.send(key=key, value=value, force=True) for topic, key, value in out.sends
+        ]
+        if pending:
+            await asyncio.gather(*pending)
+        for flag in out.flags:
             self.metrics.flags.labels(page_id=flag.page_id, reason=flag.reason).inc()
             log.info("flag %s %s %s", flag.reason, flag.page_id, flag.link)
+
+    def _store(self, out: BatchOutput) -> None:
+        """The batch's table writes, once its outputs are out: page states first, so a stored
+        `seen` entry never speaks for a page state that was lost (streams/dedup.py)."""
+        self._flush_dirty()
+        for partition, (now, source) in out.clocks.items():
+            in_event_context(source)
+            self.clock_table[str(partition)] = now
+        for key, (value, source) in out.seen.items():
+            in_event_context(source)
+            self.seen[key] = value
 
     # --- state helpers --------------------------------------------------------------------------
 

@@ -45,6 +45,10 @@ class PageRecord:
     state: PageState
     partition: int
     counts: dict[str, int] = field(default_factory=dict)
+    #: (partition, offset) of the newest events-topic message applied to the page: stored in the
+    #: same table value as the state, so a message re-read after a crash is recognised exactly
+    #: when its effect on the state was stored (streams/dedup.py).
+    applied: tuple[int, int] | None = None
 
     @classmethod
     def new(cls, page_id: str, partition: int, policy: TrackingPolicy) -> PageRecord:
@@ -52,14 +56,19 @@ class PageRecord:
 
     @classmethod
     def from_value(cls, value: dict[str, Any], policy: TrackingPolicy) -> PageRecord:
+        applied = value.get("applied")
         return cls(
             PageState.from_dict(value["state"], policy.spike),
             int(value["partition"]),
             {**{o: 0 for o in QUESTION_OUTCOMES}, **value.get("counts", {})},
+            (int(applied[0]), int(applied[1])) if applied else None,
         )
 
     def to_value(self) -> dict[str, Any]:
-        return {"state": self.state.to_dict(), "partition": self.partition, "counts": self.counts}
+        return {
+            "state": self.state.to_dict(), "partition": self.partition, "counts": self.counts,
+            "applied": list(self.applied) if self.applied else None,
+        }
 
 
 def deadline_for(page: Page, asked_at: float, policy: TrackingPolicy) -> float:
