@@ -13,7 +13,13 @@ import time
 from pathlib import Path
 
 from models.training.data import build_corpus
-from models.training.metrics import macro_f1, precision_recall_f1, three_class
+from models.training.metrics import (
+    best_threshold,
+    macro_f1,
+    precision_recall_f1,
+    roc_auc,
+    three_class,
+)
 
 # Splits whose negative-class F1 must beat TF-IDF by this many points (issue #3).
 MARGIN_SPLITS = {"rusentiment_test": 0.03, "sentirueval2015_test": 0.03}
@@ -22,6 +28,13 @@ MARGIN_SPLITS = {"rusentiment_test": 0.03, "sentirueval2015_test": 0.03}
 def _score_split(split, scores: dict[str, list[float]], thresholds: dict[str, float]) -> dict:
     label = split.label
     result = precision_recall_f1(split.gold, [int(s >= thresholds[label]) for s in scores[label]])
+    # Diagnosis only, never a result: how well the scores rank the split, and the F1 a threshold
+    # chosen on the split itself would give (tells a ranking gap from a threshold gap).
+    result["roc_auc"] = roc_auc(split.gold, scores[label])
+    if any(split.gold):
+        oracle = best_threshold(split.gold, scores[label])
+        result["oracle_threshold"] = oracle
+        result["oracle_f1"] = precision_recall_f1(split.gold, [int(s >= oracle) for s in scores[label]])["f1"]
     if split.gold_3class and "negative" in scores and "positive" in scores:
         predicted = [three_class(n, p, thresholds["negative"], thresholds["positive"])
                      for n, p in zip(scores["negative"], scores["positive"])]
@@ -102,6 +115,16 @@ def _fmt(m: dict | None) -> str:
     return f"{m['precision']:.3f} / {m['recall']:.3f} / **{m['f1']:.3f}**"
 
 
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _oracle(m: dict) -> str:
+    if m.get("oracle_f1") is None:
+        return "—"
+    return f"{m['oracle_f1']:.3f} (at {m['oracle_threshold']:.2f})"
+
+
 def render_markdown(report: dict) -> str:
     lines = [
         f"# Classifier evaluation: `{report['model']}`", "",
@@ -128,6 +151,15 @@ def render_markdown(report: dict) -> str:
         for s in three:
             base = s.get("tfidf", {}).get("macro_f1_3class")
             lines.append(f"| {s['name']} | {s['model']['macro_f1_3class']:.3f} | {'—' if base is None else f'{base:.3f}'} |")
+    lines += ["", "Ranking, for diagnosis only (not results: the second figure uses a threshold chosen on the "
+              "split itself). ROC AUC is threshold-free; a model that ranks a split better but scores a lower F1 "
+              "there has a threshold problem, not a ranking one.", "",
+              "| split | model ROC AUC | TF-IDF ROC AUC | model F1 at its best threshold | TF-IDF F1 at its best threshold |",
+              "|---|---|---|---|---|"]
+    for s in report["splits"]:
+        base = s.get("tfidf") or {}
+        lines.append(f"| {s['name']} | {_num(s['model'].get('roc_auc'))} | {_num(base.get('roc_auc'))} | "
+                     f"{_oracle(s['model'])} | {_oracle(base)} |")
     lines += ["", "Splits:", ""] + [f"- `{s['name']}`: {s['description']}" for s in report["splits"]]
     if "all_beat_tfidf" in report:
         lines += ["", f"Model beats TF-IDF on every split (with the required margins): **{'yes' if report['all_beat_tfidf'] else 'no'}**"]

@@ -57,6 +57,29 @@ def thresholds_on_sets(sets: dict[str, tuple[list[str], list[int]]],
     return choose_thresholds({label: gold for label, (_, gold) in sets.items()}, scores)
 
 
+def roc_auc(gold: list[int], scores: list[float]) -> float | None:
+    """Area under the ROC curve: the chance that a random positive scores above a random negative
+    (ties count half). Threshold-free, so it compares how two models *rank* a split. None when the
+    split holds only one class."""
+    positives = sum(1 for g in gold if g)
+    negatives = len(gold) - positives
+    if not positives or not negatives:
+        return None
+    # Mann-Whitney U from average ranks (1-based); tied scores share their mean rank.
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    ranks = [0.0] * len(scores)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    rank_sum = sum(r for r, g in zip(ranks, gold) if g)
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
 def three_class(negative: float, positive: float, thr_negative: float, thr_positive: float) -> str:
     """negative / neutral / positive from two sigmoid scores: the label above its threshold with the larger margin."""
     neg_margin = negative - thr_negative

@@ -141,6 +141,10 @@ def test_evaluate_writes_reports_with_baselines(data_dir, tmp_path):
     assert {s["name"] for s in saved["splits"]} == {s["name"] for s in report["splits"]}
     for split in saved["splits"]:
         assert {"precision", "recall", "f1"} <= set(split["model"]) and "tfidf" in split
+        assert 0.0 <= split["model"]["roc_auc"] <= 1.0 and 0.0 <= split["tfidf"]["roc_auc"] <= 1.0
+        # a threshold chosen on the split itself can only do as well or better
+        assert split["model"]["oracle_f1"] >= split["model"]["f1"] - 1e-9
+    assert "Ranking, for diagnosis only" in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     question = next(s for s in saved["splits"] if s["label"] == "question")
     assert "question_rule" in question
     assert "macro_f1_3class" in next(s for s in saved["splits"] if s["name"] == "rusentiment_test")["model"]
@@ -455,3 +459,14 @@ def test_rechoose_thresholds_restores_what_training_chose_and_follows_the_rule(d
     assert result["thresholds"] == pytest.approx(summary["thresholds"])
     marks = rechoose_thresholds(tiny_config(data_dir, epochs=2, questions_without_marks=True), out, write=False)
     assert marks["questions_without_marks"] and marks["validation"]["question"]["n"] != result["validation"]["question"]["n"]
+
+
+def test_roc_auc_counts_ordered_pairs_and_ties():
+    from models.training.metrics import roc_auc
+
+    assert roc_auc([1, 1, 0, 0], [0.9, 0.8, 0.2, 0.1]) == 1.0
+    assert roc_auc([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9]) == 0.0
+    assert roc_auc([1, 0], [0.5, 0.5]) == 0.5
+    # pairs (pos, neg): (0.8, 0.3) win, (0.8, 0.9) lose, (0.3, 0.3) tie, (0.3, 0.9) lose -> 1.5 / 4
+    assert roc_auc([1, 0, 1, 0], [0.8, 0.3, 0.3, 0.9]) == 0.375
+    assert roc_auc([1, 1], [0.2, 0.3]) is None
