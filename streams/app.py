@@ -403,8 +403,10 @@ class DozorStreams:
             log.info("flag %s %s %s", flag.reason, flag.page_id, flag.link)
 
     def _store(self, out: BatchOutput) -> None:
-        """The batch's table writes, once its outputs are out: page states first, so a stored
-        `seen` entry never speaks for a page state that was lost (streams/dedup.py)."""
+        """The batch's table writes, once its outputs are out. Page states go first, but the
+        changelogs are separate partitions and may land in any order after a crash; the repeat
+        rule (streams/dedup.py) does not rely on the order: a `seen` entry whose page write was
+        lost makes the message apply again."""
         self._flush_dirty()
         for partition, (now, source) in out.clocks.items():
             in_event_context(source)
