@@ -304,12 +304,8 @@ class DozorStreams:
 
     def _repeat(self, event: CanonicalEvent, source, pending: dict) -> str:
         """NEW, REPLAY or COPY (streams/dedup.py); `pending`: this batch's unsaved seen writes."""
-        record = self.records.get(event.page_id)
-        if record is not None:
-            applied = record.applied
-        else:
-            value = self.page_table.get(event.page_id)
-            applied = tuple(value["applied"]) if value and value.get("applied") else None
+        record = self._stored_record(event.page_id)
+        applied = record.applied if record is not None else None
         seen = pending[event.event_id][0] if event.event_id in pending else self.seen.get(
             event.event_id
         )
@@ -429,16 +425,20 @@ class DozorStreams:
             log.warning("events from unregistered page %s; add it to the page registry", page_id)
         return self.pages.get(page_id)
 
-    def _record(self, page_id: str, partition: int) -> PageRecord:
-        """The page's record: the write-back cache, else the (recovered) table, else new."""
+    def _stored_record(self, page_id: str) -> PageRecord | None:
+        """The page's record from the write-back cache, else the (recovered) table, else None."""
         record = self.records.get(page_id)
         if record is None:
             value = self.page_table.get(page_id)
-            if value is None:
-                record = PageRecord.new(page_id, partition, self.config.tracking)
-            else:
-                record = PageRecord.from_value(value, self.config.tracking)
-            self.records[page_id] = record
+            if value is not None:
+                record = self.records[page_id] = PageRecord.from_value(value, self.config.tracking)
+        return record
+
+    def _record(self, page_id: str, partition: int) -> PageRecord:
+        """The page's record: cached, stored, else new."""
+        record = self._stored_record(page_id)
+        if record is None:
+            record = self.records[page_id] = PageRecord.new(page_id, partition, self.config.tracking)
         return record
 
     def _load_partition(self, partition: int) -> None:
