@@ -17,6 +17,8 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
+import models.ngram_model  # noqa: F401  (registers the transformer + n-gram architecture with the Auto classes)
+
 log = logging.getLogger(__name__)
 
 #: The labels Dozor reasons about. A checkpoint may provide any subset.

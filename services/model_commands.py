@@ -1,4 +1,4 @@
-"""`dozor model train`, `eval`, `thresholds` and `prune-teacher`: thin shells over models/training/.
+"""`dozor model train`, `eval`, `thresholds`, `add-ngrams` and `prune-teacher`: thin shells over models/training/.
 
 Heavy imports (torch, transformers, scikit-learn) happen inside the handlers, so `dozor --help`
 stays fast.
@@ -101,8 +101,8 @@ def register(subparsers) -> None:
         "thresholds", help="choose a model's per-label thresholds again on the validation split",
         description="Score a checkpoint on the validation split of the public datasets (as the classifier runs "
                     "it: its dozor.json quantisation, 256 tokens) and choose the F1-maximising threshold per label "
-                    "with the config's rule (questions_without_marks: the question threshold on social-media texts "
-                    "with every '?' removed). Writes them to the model's dozor.json unless --dry-run. The weights "
+                    "with the config's rule (questions_without_marks: false = the validation rows as written, true = "
+                    "social-media texts with every '?' removed, both = the two together). Writes them to the model's dozor.json unless --dry-run. The weights "
                     "are not touched; held-out splits are not used.",
     )
     rethreshold.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
@@ -114,6 +114,24 @@ def register(subparsers) -> None:
     rethreshold.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     rethreshold.add_argument("--dry-run", action="store_true", help="print the thresholds, do not write dozor.json")
     rethreshold.set_defaults(handler=cmd_model_thresholds)
+
+    ngrams = sub.add_parser(
+        "add-ngrams", help="add the token n-gram TF-IDF part to a trained checkpoint",
+        description="Fit a TF-IDF logistic regression over the token unigrams, bigrams and trigrams of the "
+                    "checkpoint's own tokenizer on the config's training split, put it beside the transformer "
+                    "(models/ngram_model.py: the two logits are mixed per label), choose the mix and the thresholds "
+                    "per label on the validation split, and write the new checkpoint to --output. The config's "
+                    "`ngram_order` does the same at the end of `dozor model train`. Held-out splits are not used.",
+    )
+    ngrams.add_argument("--model", type=Path, required=True, help="trained checkpoint without an n-gram part")
+    ngrams.add_argument("--output", type=Path, required=True, help="where to write the new checkpoint")
+    ngrams.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                        help=f"config whose seed, data, labels and threshold rule to use (default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
+    ngrams.add_argument("--data-dir", default=None,
+                        help=f"folder with the public datasets (default: the config's data_dir, {DEFAULT_DATA_DIR})")
+    ngrams.add_argument("--order", type=int, default=None, help="longest n-gram (default: the config's ngram_order, else 3)")
+    ngrams.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    ngrams.set_defaults(handler=cmd_model_add_ngrams)
 
     evaluate = sub.add_parser(
         "eval", help="score a model and the baselines on every held-out split",
@@ -188,13 +206,29 @@ def cmd_model_thresholds(args) -> int:
 
     config = TrainConfig.from_yaml(args.config, data_dir=args.data_dir, threads=args.threads)
     result = rechoose_thresholds(config, args.model, write=not args.dry_run)
-    rule = "question threshold on '?'-free social-media texts" if result["questions_without_marks"] else "pooled validation split"
+    from models.training.evaluate import QUESTION_RULES
+
+    rule = "question threshold on " + QUESTION_RULES[result["questions_without_marks"]]
     print(f"{args.model} (run {result['quantize'] if result['quantize'] != 'none' else 'float32'}), rule: {rule}")
     for label, value in result["thresholds"].items():
         before = result["before"][label]
         print(f"  {label}: {before if before is None else round(before, 2)} -> {value:.2f} "
               f"(validation F1 {result['validation'].get(label, {}).get('f1', float('nan')):.3f})")
     print("not written (--dry-run)" if args.dry_run else f"written to {args.model / 'dozor.json'}")
+    return 0
+
+
+def cmd_model_add_ngrams(args) -> int:
+    from models.training.train import TrainConfig, add_ngrams_to_checkpoint
+
+    if args.output.resolve() == args.model.resolve():
+        raise SystemExit("--output must differ from --model (the trained checkpoint is kept as it is)")
+    config = TrainConfig.from_yaml(args.config, data_dir=args.data_dir, threads=args.threads, ngram_order=args.order)
+    summary = add_ngrams_to_checkpoint(config, args.model, args.output)
+    report = summary["ngrams"]
+    print(f"{args.output}: {report['features']:,} n-grams (order {report['order']}) in {report['seconds']} s")
+    for label, entry in report["labels"].items():
+        print(f"  {label}: transformer share {entry['mix']}, threshold {entry['threshold']:.2f}, validation F1 {entry['f1']:.3f}")
     return 0
 
 

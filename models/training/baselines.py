@@ -50,7 +50,7 @@ class TfidfBaseline:
         self.models: dict = {}
         self.thresholds: dict[str, float] = {}
 
-    def fit(self, train: list[Example], validation: list[Example], questions_without_marks: bool = False) -> "TfidfBaseline":
+    def fit(self, train: list[Example], validation: list[Example], questions_without_marks: bool | str = False) -> "TfidfBaseline":
         from sklearn.linear_model import LogisticRegression
 
         x = self.vectoriser.fit_transform([e.text for e in train])

@@ -363,7 +363,7 @@ def build_corpus(data_dir: str | Path, seed: int = 13, max_rows_per_source: int 
 
 
 def threshold_sets(validation: list[Example], labels,
-                   questions_without_marks: bool = False) -> dict[str, tuple[list[str], list[int]]]:
+                   questions_without_marks: bool | str = False) -> dict[str, tuple[list[str], list[int]]]:
     """Per label, the validation texts and gold values that label's threshold is chosen on.
 
     Every label uses the validation rows whose source knows it, as written. With
@@ -371,17 +371,27 @@ def threshold_sets(validation: list[Example], labels,
     rows only (not the RuBQ / TREC factoid questions, a training aid rather than the comments
     Dozor reads) with every "?" removed: the threshold is set for the hard case, a question
     written without a mark. That finds more such questions at a lower precision; the model card
-    has the measured trade-off.
+    has the measured trade-off. With ``questions_without_marks="both"`` the question set is the
+    union of the two: every validation row as written, plus a "?"-free copy of each social-media
+    row (its gold unchanged), so one threshold has to serve questions with and without a mark.
     """
+    if questions_without_marks not in (True, False, "both"):
+        raise ValueError(f"questions_without_marks {questions_without_marks!r}: use false, true or both")
     sets: dict[str, tuple[list[str], list[int]]] = {}
     for label in labels:
         rows = [e for e in validation if label in e.targets]
         texts = [e.text for e in rows]
+        gold = [e.targets[label] for e in rows]
         if label == "question" and questions_without_marks:
-            rows = [e for e in rows if e.source != QUESTION_AID_SOURCE]
-            texts = [strip_question_marks(e.text) for e in rows]
+            social = [e for e in rows if e.source != QUESTION_AID_SOURCE]
+            stripped = [strip_question_marks(e.text) for e in social]
+            social_gold = [e.targets[label] for e in social]
+            if questions_without_marks == "both":
+                texts, gold = texts + stripped, gold + social_gold
+            else:
+                rows, texts, gold = social, stripped, social_gold
         if rows:
-            sets[label] = (texts, [e.targets[label] for e in rows])
+            sets[label] = (texts, gold)
     return sets
 
 

@@ -21,6 +21,12 @@ from models.training.metrics import (
     three_class,
 )
 
+# What `questions_without_marks` chooses the question threshold on (data.threshold_sets).
+QUESTION_RULES = {
+    False: "the validation rows as written",
+    True: "the social-media validation rows with every '?' removed",
+    "both": "the validation rows as written plus a '?'-free copy of each social-media row",
+}
 # Splits whose negative-class F1 must beat TF-IDF by this many points (issue #3).
 MARGIN_SPLITS = {"rusentiment_test": 0.03, "sentirueval2015_test": 0.03}
 
@@ -44,7 +50,7 @@ def _score_split(split, scores: dict[str, list[float]], thresholds: dict[str, fl
 
 def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path, seed: int = 13,
              baselines: bool = True, max_rows_per_source: int | None = None, threads: int = 2,
-             question_mark_strip_share: float = 0.5, questions_without_marks: bool = False) -> dict:
+             question_mark_strip_share: float = 0.5, questions_without_marks: bool | str = False) -> dict:
     """Score ``model_dir`` and (unless ``baselines`` is false) the baselines; write the reports.
 
     ``seed`` and ``question_mark_strip_share`` must be the model's training values, so that the
@@ -96,6 +102,7 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
     report = {
         "model": str(model_dir), "data_dir": str(data_dir), "seed": seed,
         "thresholds": classifier.thresholds,
+        "question_threshold_rule": QUESTION_RULES[questions_without_marks],
         "tfidf_thresholds": tfidf.thresholds if tfidf is not None else None,
         "splits": splits, "seconds": round(time.monotonic() - started, 1),
     }
@@ -134,6 +141,9 @@ def render_markdown(report: dict) -> str:
     ]
     if report.get("tfidf_thresholds"):
         lines.append(f"TF-IDF thresholds (chosen on the same validation data): `{json.dumps(report['tfidf_thresholds'])}`")
+    if report.get("question_threshold_rule"):
+        lines.append(f"The baseline's question threshold is chosen on {report['question_threshold_rule']} "
+                     "(the config's `questions_without_marks`); the model's was chosen by its training config.")
     lines += ["", "| split | label | n (pos) | model P / R / F1 | TF-IDF + LR P / R / F1 | question rules P / R / F1 | beats TF-IDF |",
               "|---|---|---|---|---|---|---|"]
     for s in report["splits"]:

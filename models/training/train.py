@@ -38,7 +38,7 @@ class TrainConfig:
     question_mark_strip_share: float = 0.5
     source_weights: dict[str, float] = field(default_factory=dict)
     label_weights: dict[str, float] = field(default_factory=dict)
-    questions_without_marks: bool = False  # question threshold on "?"-stripped social-media validation texts
+    questions_without_marks: bool | str = False  # question threshold on "?"-stripped social-media validation texts
     vocab_size: int = 24000
     hidden_size: int = 256
     num_layers: int = 2
@@ -75,6 +75,8 @@ class TrainConfig:
     teacher_fold_epochs: int | None = None  # epochs of each fold teacher (default: teacher_epochs)
     teacher_time_budget_minutes: float = 40.0  # hard stop for the teacher's fine-tuning; its best epoch is kept
     device: str = "auto"  # auto (a CUDA GPU if torch sees one, else the CPU) | cpu | cuda
+    ngram_order: int = 0  # >= 1: add a token n-gram TF-IDF logistic regression beside the transformer (models/ngram_model.py)
+    ngram_wording_only: list[str] = field(default_factory=list)  # labels whose n-gram weights are fitted on "?"-free texts
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None, **overrides) -> "TrainConfig":
@@ -194,7 +196,7 @@ def score_texts(model, tokenizer, texts: list[str], labels: list[str], max_lengt
 
 
 def thresholds_for_model(model, tokenizer, validation: list[Example], labels: list[str],
-                         questions_without_marks: bool = False) -> tuple[dict[str, float], dict]:
+                         questions_without_marks: bool | str = False) -> tuple[dict[str, float], dict]:
     """F1-maximising threshold per label on the validation split, for ``model`` as given."""
     sets = threshold_sets(validation, labels, questions_without_marks=questions_without_marks)
     thresholds, report = thresholds_on_sets(sets, lambda texts: score_texts(model, tokenizer, texts, labels))
@@ -205,7 +207,7 @@ def run_training(model, tokenizer, train: list[Example], validation: list[Exampl
                  epochs: int, batch_size: int, learning_rate: float, weight_decay: float, warmup_ratio: float,
                  max_length: int, seed: int, time_budget_minutes: float, source_weights: dict[str, float] | None = None,
                  soft_targets=None, distill_weight: float = 0.0, label_weights: dict[str, float] | None = None,
-                 questions_without_marks: bool = False, validation_max_length: int = INFERENCE_MAX_LENGTH,
+                 questions_without_marks: bool | str = False, validation_max_length: int = INFERENCE_MAX_LENGTH,
                  device: str = "cpu"):
     """Masked multi-label BCE training on ``device``; keeps the epoch with the best mean validation F1.
 
@@ -488,6 +490,9 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
         soft_targets=soft_targets, distill_weight=config.distill_weight if config.teacher else 0.0,
         label_weights=config.label_weights, questions_without_marks=config.questions_without_marks, device=device,
     )
+    ngram_report = None
+    if config.ngram_order > 0:
+        model, thresholds, report, ngram_report = with_ngram_part(config, model, tokenizer, corpus, thresholds, report)
     run_as = None
     if config.save_dtype != "float32" or config.inference_quantize != "none":
         # thresholds must fit the model as it is run: weights rounded as stored, quantised as loaded
@@ -517,10 +522,62 @@ def train_default(config: TrainConfig, output_dir: str | Path) -> dict:
         "history": history,
         "mlm_history": mlm_history,
         "run_as": run_as,
+        "ngrams": ngram_report,
         "minutes": round((time.monotonic() - started) / 60, 1),
     }
     save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary, dtype=config.save_dtype,
                     quantize=config.inference_quantize)
+    return summary
+
+
+def with_ngram_part(config: TrainConfig, model, tokenizer, corpus, thresholds: dict[str, float], report: dict):
+    """The trained transformer plus the n-gram part (fitted on the training split), with the mix per
+    label and the thresholds chosen on the validation split. Returns (model, thresholds, report, n-gram report)."""
+    from models.training.ngrams import add_ngram_part
+
+    started = time.monotonic()
+    print(f"fitting the {config.ngram_order}-gram TF-IDF part on {len(corpus.train)} texts ...", flush=True)
+    model, chosen, ngram_report = add_ngram_part(model, tokenizer, corpus.train, corpus.validation, list(config.labels),
+                                                 order=config.ngram_order, seed=config.seed,
+                                                 questions_without_marks=config.questions_without_marks,
+                                                 wording_only=tuple(config.ngram_wording_only))
+    thresholds = {label: (chosen.get(label) if chosen.get(label) is not None else thresholds[label]) for label in thresholds}
+    report = {**report, **{label: {"f1": entry["f1"]} for label, entry in ngram_report["labels"].items()}}
+    ngram_report["seconds"] = round(time.monotonic() - started, 1)
+    print(f"n-gram part: {ngram_report['features']:,} n-grams, mix (transformer share) {ngram_report['mix']}, "
+          f"thresholds {thresholds}", flush=True)
+    return model, thresholds, report, ngram_report
+
+
+def add_ngrams_to_checkpoint(config: TrainConfig, model_dir: str | Path, output_dir: str | Path) -> dict:
+    """Give a trained plain-BERT checkpoint the n-gram part (``config.ngram_order``, default 3), fitted on
+    the config's training split; mix and thresholds chosen on its validation split; written to ``output_dir``."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import models.ngram_model  # noqa: F401  (registers the n-gram architecture with the Auto classes)
+
+    torch.set_num_threads(max(1, config.threads))
+    data_dir, corpus = config_corpus(config)
+    if not corpus.train:
+        raise SystemExit(f"no training data found under {data_dir}: pass --data-dir")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch.float32)
+    if getattr(model.config, "ngram_order", 0):
+        raise SystemExit(f"{model_dir} already has an n-gram part")
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if list(config.labels) != labels:
+        raise SystemExit(f"{model_dir} has outputs {labels}, the config says {list(config.labels)}")
+    stored_path = Path(model_dir) / "dozor.json"
+    stored = json.loads(stored_path.read_text(encoding="utf-8")) if stored_path.is_file() else {}
+    config.ngram_order = config.ngram_order or 3
+    model, thresholds, report, ngram_report = with_ngram_part(
+        config, model, tokenizer, corpus, {label: stored.get("thresholds", {}).get(label, 0.5) for label in labels}, {})
+    summary_path = Path(model_dir) / "training_summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    summary.update({"ngrams": ngram_report, "thresholds": thresholds, "ngrams_added_to": str(model_dir)})
+    summary.setdefault("config", {})["ngram_order"] = config.ngram_order
+    save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary, quantize=stored.get("quantize", "none"))
     return summary
 
 
@@ -740,6 +797,8 @@ def fine_tune(model_dir: str | Path, csv_path: str | Path, output_dir: str | Pat
     """
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import models.ngram_model  # noqa: F401  (registers the n-gram architecture with the Auto classes)
 
     torch.set_num_threads(max(1, threads))
     set_seed(seed)

@@ -163,6 +163,13 @@ def test_question_threshold_set_is_social_media_text_without_marks():
     assert sets["toxic"] == (["Ты дебил"], [1]) and "positive" not in sets
     plain = threshold_sets(validation, ["question"])  # the default: every row as written
     assert plain["question"] == (["Какой город стоит на Садовой?", "Когда починят дорогу?", "Всё плохо"], [1, 1, 0])
+    # both: every row as written plus a "?"-free copy of each social-media row, gold kept
+    both = threshold_sets(validation, ["question", "negative"], questions_without_marks="both")
+    assert both["question"] == (["Какой город стоит на Садовой?", "Когда починят дорогу?", "Всё плохо",
+                                 "Когда починят дорогу", "Всё плохо"], [1, 1, 0, 1, 0])
+    assert both["negative"] == sets["negative"]
+    with pytest.raises(ValueError, match="false, true or both"):
+        threshold_sets(validation, ["question"], questions_without_marks="sometimes")
 
 
 def test_thresholds_on_sets_scores_each_text_once_and_per_label():

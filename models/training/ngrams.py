@@ -1,0 +1,192 @@
+"""Fit the n-gram part of ``models.ngram_model`` and choose how much of it each label uses.
+
+The features are the ones the model computes at run time (``ngram_model.ngram_counts`` on the
+tokenizer's ids, texts cut at the inference length), weighted like sklearn's TfidfVectorizer
+(sublinear tf, smooth idf, l2 norm, n-grams seen in at least ``min_df`` training texts), with one
+logistic regression per label (C = 4, liblinear), as the TF-IDF baseline. The per-label mix of
+the transformer's and the n-gram model's logits is chosen on the validation split together with
+the threshold (F1-maximising), so nothing here looks at a held-out split.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.training.data import Example, strip_question_marks, threshold_sets
+from models.training.metrics import best_threshold, precision_recall_f1
+
+MIX_GRID = tuple(round(i / 10, 1) for i in range(11))
+
+
+@dataclass
+class NgramFit:
+    keys: np.ndarray      # sorted int64 n-gram keys (the feature table)
+    idf: np.ndarray       # float32 per key
+    weight: np.ndarray    # float32 [keys, labels]
+    bias: np.ndarray      # float32 [labels]
+    fitted_labels: list[str]
+
+
+def special_ids(tokenizer) -> list[int]:
+    return sorted({int(i) for i in tokenizer.all_special_ids})
+
+
+def _batches(tokenizer, texts: list[str], max_length: int, batch_size: int = 512):
+    import torch
+
+    for start in range(0, len(texts), batch_size):
+        chunk = [t or " " for t in texts[start:start + batch_size]]
+        encoded = tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        yield start, encoded["input_ids"], encoded.get("attention_mask", torch.ones_like(encoded["input_ids"]))
+
+
+def text_ngrams(tokenizer, texts: list[str], order: int, max_length: int = 256):
+    """(row, key, count) arrays over all ``texts``, as the model counts them."""
+    import torch
+
+    from models.ngram_model import ngram_counts
+
+    specials = torch.tensor(special_ids(tokenizer), dtype=torch.long)
+    rows, keys, counts = [], [], []
+    for start, input_ids, attention in _batches(tokenizer, texts, max_length):
+        r, k, c = ngram_counts(input_ids, attention, len(tokenizer), order, specials)
+        rows.append(r.numpy() + start)
+        keys.append(k.numpy())
+        counts.append(c.numpy())
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(rows), np.concatenate(keys), np.concatenate(counts)
+
+
+def _tfidf_matrix(rows, keys, counts, n: int, table: np.ndarray, idf: np.ndarray):
+    """Rows of sublinear-tf x idf over ``table`` (keys outside it dropped), l2-normalised, as csr."""
+    from scipy.sparse import csr_matrix
+    from sklearn.preprocessing import normalize
+
+    position = np.clip(np.searchsorted(table, keys), 0, max(len(table) - 1, 0))
+    used = table[position] == keys if len(table) else np.zeros(len(keys), bool)
+    values = (1 + np.log(counts[used].astype(np.float32))) * idf[position[used]]
+    return normalize(csr_matrix((values, (rows[used], position[used])), shape=(n, len(table)), dtype=np.float32))
+
+
+def fit_ngrams(tokenizer, train: list[Example], labels: list[str], order: int = 3, min_df: int = 2, c: float = 4.0,
+               seed: int = 13, max_length: int = 256, wording_only: tuple[str, ...] = ()) -> NgramFit:
+    """TF-IDF over token n-grams + one logistic regression per label (rows where the label is known).
+
+    The n-gram table and idf come from the training texts as written. Labels in ``wording_only``
+    are fitted on the texts with every "?" removed, so their weights read the wording only (the
+    transformer sees the "?"): n-grams with a "?" never occur in their training rows and keep a
+    weight of 0. (At run time such n-grams still count in a text's l2 norm, which scales the
+    wording features of a text with "?" down a little; the transformer carries those texts.)
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    n = len(train)
+    rows, keys, counts = text_ngrams(tokenizer, [e.text for e in train], order, max_length)
+    unique, df = np.unique(keys, return_counts=True)  # (row, key) pairs are distinct: counts are document frequencies
+    keep = df >= min_df
+    table = unique[keep].astype(np.int64)
+    idf = (np.log((1 + n) / (1 + df[keep])) + 1).astype(np.float32)
+    x = _tfidf_matrix(rows, keys, counts, n, table, idf)
+    x_wording = None
+    if wording_only:
+        stripped = text_ngrams(tokenizer, [strip_question_marks(e.text) for e in train], order, max_length)
+        x_wording = _tfidf_matrix(*stripped, n, table, idf)
+    weight = np.zeros((len(table), len(labels)), dtype=np.float32)
+    bias = np.zeros(len(labels), dtype=np.float32)
+    fitted = []
+    for j, label in enumerate(labels):
+        label_rows = [i for i, e in enumerate(train) if label in e.targets]
+        y = [train[i].targets[label] for i in label_rows]
+        if len(set(y)) < 2:
+            continue
+        features = x_wording if label in wording_only else x
+        model = LogisticRegression(C=c, max_iter=2000, solver="liblinear", random_state=seed).fit(features[label_rows], y)
+        weight[:, j] = model.coef_[0]
+        bias[j] = model.intercept_[0]
+        fitted.append(label)
+    return NgramFit(table, idf, weight, bias, fitted)
+
+
+def to_ngram_model(model, fit: NgramFit, order: int, special: list[int]):
+    """A ``BertNgramForSequenceClassification`` with ``model``'s BERT weights and ``fit`` installed (mix 1.0)."""
+    from models.ngram_model import BertNgramConfig, BertNgramForSequenceClassification
+
+    settings = model.config.to_dict()
+    for key in ("model_type", "architectures", "transformers_version"):
+        settings.pop(key, None)
+    config = BertNgramConfig(ngram_order=order, ngram_features=len(fit.keys), ngram_special_ids=special, **settings)
+    config.architectures = ["BertNgramForSequenceClassification"]
+    wide = BertNgramForSequenceClassification(config)
+    missing, unexpected = wide.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not name.startswith("ngram_") for name in missing):
+        raise ValueError(f"cannot carry the weights over: missing {missing}, unexpected {unexpected}")
+    wide.set_ngram_model(fit.keys, fit.idf, fit.weight, fit.bias, [1.0] * config.num_labels)
+    return wide.eval()
+
+
+def logits_parts(model, tokenizer, texts: list[str], max_length: int = 256, batch_size: int = 256):
+    """(transformer logits, n-gram logits) as numpy arrays [texts, labels]."""
+    import torch
+
+    deep, wide = [], []
+    model.eval()
+    with torch.inference_mode():
+        for _, input_ids, attention in _batches(tokenizer, texts, max_length, batch_size):
+            deep.append(model.bert_logits(input_ids, attention).float().numpy())
+            wide.append(model.ngram_logits(input_ids, attention).float().numpy())
+    return np.concatenate(deep), np.concatenate(wide)
+
+
+def choose_mix(model, tokenizer, validation: list[Example], labels: list[str], fitted: list[str],
+               questions_without_marks: bool | str = False) -> tuple[list[float], dict[str, float], dict]:
+    """Per label, the mix (share of the transformer's logit) and threshold with the best validation F1.
+
+    Ties go to the larger transformer share. Labels the n-gram model was not fitted for keep 1.0.
+    Returns (mix, thresholds, report with the validation F1 of every grid point).
+    """
+    sets = threshold_sets(validation, labels, questions_without_marks=questions_without_marks)
+    texts = list(dict.fromkeys(t for label_texts, _ in sets.values() for t in label_texts))
+    deep, wide = logits_parts(model, tokenizer, texts)
+    index = {t: i for i, t in enumerate(texts)}
+    mix, thresholds, report = [], {}, {}
+    for j, label in enumerate(labels):
+        if label not in sets or label not in fitted:
+            mix.append(1.0)
+            thresholds[label] = 0.5 if label not in sets else None
+            continue
+        label_texts, gold = sets[label]
+        rows = [index[t] for t in label_texts]
+        best = None
+        grid = {}
+        for w in MIX_GRID:
+            scores = [1 / (1 + math.exp(-(w * deep[r, j] + (1 - w) * wide[r, j]))) for r in rows]
+            threshold = best_threshold(gold, scores)
+            f1 = precision_recall_f1(gold, [int(s >= threshold) for s in scores])["f1"]
+            grid[str(w)] = round(f1, 4)
+            if best is None or f1 >= best[0] - 1e-12:
+                best = (f1, w, threshold)
+        mix.append(best[1])
+        thresholds[label] = best[2]
+        report[label] = {"mix": best[1], "threshold": best[2], "f1": round(best[0], 4), "f1_by_mix": grid}
+    return mix, thresholds, report
+
+
+def add_ngram_part(model, tokenizer, train: list[Example], validation: list[Example], labels: list[str],
+                   order: int = 3, seed: int = 13, questions_without_marks: bool | str = False,
+                   wording_only: tuple[str, ...] = ()):
+    """Fit the n-gram part on ``train``, choose mix and thresholds on ``validation``.
+
+    Returns (model with the n-gram part, thresholds, report). Thresholds of labels the chooser
+    could not set (no validation rows) are None: the caller keeps its own.
+    """
+    fit = fit_ngrams(tokenizer, train, labels, order=order, seed=seed, wording_only=wording_only)
+    wide = to_ngram_model(model, fit, order, special_ids(tokenizer))
+    mix, thresholds, report = choose_mix(wide, tokenizer, validation, labels, fit.fitted_labels, questions_without_marks)
+    wide.set_mix(mix)
+    report = {"order": order, "features": len(fit.keys), "wording_only": list(wording_only), "mix": dict(zip(labels, mix)),
+              "labels": report}
+    return wide, thresholds, report
