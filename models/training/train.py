@@ -577,7 +577,10 @@ def add_ngrams_to_checkpoint(config: TrainConfig, model_dir: str | Path, output_
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     summary.update({"ngrams": ngram_report, "thresholds": thresholds, "ngrams_added_to": str(model_dir)})
     summary.setdefault("config", {})["ngram_order"] = config.ngram_order
-    save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary, quantize=stored.get("quantize", "none"))
+    quantize = stored.get("quantize", "none")
+    save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary, quantize=quantize)
+    if quantize != "none":  # the classifier runs it quantised: thresholds must fit that model, as training does
+        summary["thresholds"] = rechoose_thresholds(config, output_dir)["thresholds"]
     return summary
 
 

@@ -18,7 +18,7 @@ from models.classifier import TextClassifier
 from models.ngram_model import BertNgramForSequenceClassification, key_space, ngram_keys
 from models.training.data import build_corpus
 from models.training.ngrams import add_ngram_part, fit_ngrams, logits_parts
-from models.training.train import add_ngrams_to_checkpoint, fine_tune, train_default
+from models.training.train import add_ngrams_to_checkpoint, fine_tune, rechoose_thresholds, train_default
 from tests.models.test_training import QUESTIONS, data_dir, tiny_config, _rows  # noqa: F401  (fixture)
 
 
@@ -151,3 +151,21 @@ def test_fit_ngrams_skips_labels_without_both_classes(data_dir, trained):  # noq
     only_toxic = [e for e in corpus.train if e.targets.get("toxic") == 1]
     fit = fit_ngrams(tokenizer, only_toxic, ["toxic"])
     assert fit.fitted_labels == [] and not fit.weight.any()
+
+
+def test_add_ngrams_to_an_int8_checkpoint_chooses_thresholds_for_the_int8_model(data_dir, trained, tmp_path):  # noqa: F811
+    import shutil
+
+    source = tmp_path / "int8"
+    shutil.copytree(trained, source)
+    stored = json.loads((source / "dozor.json").read_text(encoding="utf-8"))
+    (source / "dozor.json").write_text(json.dumps({**stored, "quantize": "int8"}), encoding="utf-8")
+    out = tmp_path / "int8-ngrams"
+    summary = add_ngrams_to_checkpoint(tiny_config(data_dir), source, out)
+    written = json.loads((out / "dozor.json").read_text(encoding="utf-8"))
+    assert written["quantize"] == "int8"
+    assert written["thresholds"] == summary["thresholds"]
+    # what choosing on the int8 model as the classifier runs it gives (held-out data unused)
+    assert rechoose_thresholds(tiny_config(data_dir), out, write=False)["thresholds"] == written["thresholds"]
+    clf = TextClassifier.load(out)
+    assert clf.quantize == "int8" and isinstance(clf.model, BertNgramForSequenceClassification)
