@@ -39,11 +39,16 @@ class BertNgramConfig(BertConfig):
         self.ngram_special_ids = list(ngram_special_ids or [])
 
 
+#: Rows whose n-gram keys are numbered together (row * key_space + key must fit in int64).
+MAX_ROWS = 2 ** 12
+
+
 def key_space(vocab_size: int, order: int) -> int:
-    """Number of distinct n-gram keys: V + V^2 + ... + V^order (must fit in int64)."""
+    """Number of distinct n-gram keys: V + V^2 + ... + V^order (times MAX_ROWS, must fit in int64)."""
     total = sum(vocab_size ** n for n in range(1, order + 1))
-    if total >= 2 ** 62:
-        raise ValueError(f"vocabulary {vocab_size} with n-grams up to {order} does not fit int64 keys")
+    if total * MAX_ROWS >= 2 ** 63:
+        raise ValueError(f"a vocabulary of {vocab_size} with n-grams up to {order} does not fit int64 keys: "
+                         "use a lower ngram_order")
     return total
 
 
@@ -71,6 +76,8 @@ def ngram_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size
 def ngram_counts(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, order: int,
                  special_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(row, key, count) for each distinct n-gram of each row (rows are batch positions)."""
+    if input_ids.shape[0] > MAX_ROWS:
+        raise ValueError(f"at most {MAX_ROWS} rows at a time")
     keys = ngram_keys(input_ids, attention_mask, vocab_size, order, special_ids)
     total = key_space(vocab_size, order)
     rows = torch.arange(keys.shape[0], device=keys.device).unsqueeze(1).expand_as(keys)
@@ -124,6 +131,9 @@ class BertNgramForSequenceClassification(BertForSequenceClassification):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        if input_ids.shape[0] > MAX_ROWS:
+            return torch.cat([self.ngram_logits(input_ids[i:i + MAX_ROWS], attention_mask[i:i + MAX_ROWS])
+                              for i in range(0, input_ids.shape[0], MAX_ROWS)])
         keys = ngram_keys(input_ids, attention_mask, self.config.vocab_size, self.config.ngram_order,
                           self.ngram_special_ids)
         batch, total, table = keys.shape[0], self._key_space, self.ngram_keys

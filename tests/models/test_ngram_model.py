@@ -32,8 +32,9 @@ def test_ngram_keys_cover_real_tokens_only_and_orders_never_collide():
     assert row0 == sorted([5, 6, 5, 10 + 56, 10 + 65, 110 + 565])
     assert sorted(k for k in keys[1].tolist() if k >= 0) == [9]
     assert key_space(vocab, 3) == 1110
-    with pytest.raises(ValueError):
-        key_space(10 ** 7, 3)
+    with pytest.raises(ValueError, match="lower ngram_order"):
+        key_space(10 ** 6, 3)
+    assert key_space(120_000, 3) > 0  # vocabularies of the size of e5's cut one (25k) and well above fit
 
 
 @pytest.fixture(scope="module")
@@ -169,3 +170,22 @@ def test_add_ngrams_to_an_int8_checkpoint_chooses_thresholds_for_the_int8_model(
     assert rechoose_thresholds(tiny_config(data_dir), out, write=False)["thresholds"] == written["thresholds"]
     clf = TextClassifier.load(out)
     assert clf.quantize == "int8" and isinstance(clf.model, BertNgramForSequenceClassification)
+
+
+def test_large_batches_are_scored_in_chunks_with_the_same_result(data_dir, trained, monkeypatch):  # noqa: F811
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import models.ngram_model as ngram_model
+    from models.training.ngrams import special_ids, to_ngram_model
+
+    corpus = build_corpus(data_dir, seed=13)
+    tokenizer = AutoTokenizer.from_pretrained(str(trained))
+    plain = AutoModelForSequenceClassification.from_pretrained(str(trained))
+    model = to_ngram_model(plain, fit_ngrams(tokenizer, corpus.train, ["question", "negative", "toxic", "positive"]),
+                           3, special_ids(tokenizer))
+    encoded = tokenizer([e.text for e in corpus.validation[:7]], padding=True, return_tensors="pt")
+    whole = model.ngram_logits(encoded["input_ids"], encoded["attention_mask"]).detach()
+    monkeypatch.setattr(ngram_model, "MAX_ROWS", 2)
+    chunked = model.ngram_logits(encoded["input_ids"], encoded["attention_mask"]).detach()
+    torch.testing.assert_close(chunked, whole)
+    assert whole.abs().sum() > 0
