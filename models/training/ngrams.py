@@ -177,16 +177,16 @@ def choose_mix(model, tokenizer, validation: list[Example], labels: list[str], f
 
 def add_ngram_part(model, tokenizer, train: list[Example], validation: list[Example], labels: list[str],
                    order: int = 3, seed: int = 13, questions_without_marks: bool | str = False,
-                   wording_only: tuple[str, ...] = ()):
+                   wording_only: tuple[str, ...] = (), c: float = 4.0):
     """Fit the n-gram part on ``train``, choose mix and thresholds on ``validation``.
 
     Returns (model with the n-gram part, thresholds, report). Thresholds of labels the chooser
     could not set (no validation rows) are None: the caller keeps its own.
     """
-    fit = fit_ngrams(tokenizer, train, labels, order=order, seed=seed, wording_only=wording_only)
+    fit = fit_ngrams(tokenizer, train, labels, order=order, seed=seed, wording_only=wording_only, c=c)
     wide = to_ngram_model(model, fit, order, special_ids(tokenizer))
     mix, thresholds, report = choose_mix(wide, tokenizer, validation, labels, fit.fitted_labels, questions_without_marks)
     wide.set_mix(mix)
-    report = {"order": order, "features": len(fit.keys), "wording_only": list(wording_only), "mix": dict(zip(labels, mix)),
+    report = {"order": order, "c": c, "features": len(fit.keys), "wording_only": list(wording_only), "mix": dict(zip(labels, mix)),
               "labels": report}
     return wide, thresholds, report

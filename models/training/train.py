@@ -77,6 +77,7 @@ class TrainConfig:
     device: str = "auto"  # auto (a CUDA GPU if torch sees one, else the CPU) | cpu | cuda
     ngram_order: int = 0  # >= 1: add a token n-gram TF-IDF logistic regression beside the transformer (models/ngram_model.py)
     ngram_wording_only: list[str] = field(default_factory=list)  # labels whose n-gram weights are fitted on "?"-free texts
+    ngram_c: float = 4.0  # inverse L2 strength of the n-gram logistic regressions (the TF-IDF baseline's 4)
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None, **overrides) -> "TrainConfig":
@@ -540,7 +541,7 @@ def with_ngram_part(config: TrainConfig, model, tokenizer, corpus, thresholds: d
     model, chosen, ngram_report = add_ngram_part(model, tokenizer, corpus.train, corpus.validation, list(config.labels),
                                                  order=config.ngram_order, seed=config.seed,
                                                  questions_without_marks=config.questions_without_marks,
-                                                 wording_only=tuple(config.ngram_wording_only))
+                                                 wording_only=tuple(config.ngram_wording_only), c=config.ngram_c)
     thresholds = {label: (chosen.get(label) if chosen.get(label) is not None else thresholds[label]) for label in thresholds}
     report = {**report, **{label: {"f1": entry["f1"]} for label, entry in ngram_report["labels"].items()}}
     ngram_report["seconds"] = round(time.monotonic() - started, 1)
