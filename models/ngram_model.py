@@ -14,6 +14,8 @@ outside this module; weights, idf and table live in ``model.safetensors``.
 
 Importing this module registers the architecture with transformers' Auto classes, so
 ``AutoModelForSequenceClassification.from_pretrained`` (and ``pipeline``) load such checkpoints.
+``save_pretrained`` copies this file into the checkpoint with an ``auto_map``, so transformers
+alone loads it too (``trust_remote_code=True``); this file must therefore import nothing from Dozor.
 """
 
 from __future__ import annotations
@@ -166,5 +168,12 @@ class BertNgramForSequenceClassification(BertForSequenceClassification):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
-AutoConfig.register(MODEL_TYPE, BertNgramConfig)
-AutoModelForSequenceClassification.register(BertNgramConfig, BertNgramForSequenceClassification)
+# Saved checkpoints carry this file and an `auto_map`, so plain transformers loads them with
+# trust_remote_code=True where Dozor is not installed.
+BertNgramConfig.register_for_auto_class()
+BertNgramForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+try:
+    AutoConfig.register(MODEL_TYPE, BertNgramConfig)
+    AutoModelForSequenceClassification.register(BertNgramConfig, BertNgramForSequenceClassification)
+except ValueError:  # already registered: this file was also loaded as a checkpoint's remote code
+    pass

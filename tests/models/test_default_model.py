@@ -22,15 +22,19 @@ def classifier():
     clf.close()
 
 
-def test_checkpoint_is_plain_transformers_multi_label_under_40_mb():
+def test_checkpoint_is_transformers_multi_label_under_40_mb():
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(MODEL_DIR)
+    import models.ngram_model  # what every Dozor entry point imports (via models.classifier)
+
+    config = AutoConfig.from_pretrained(MODEL_DIR)  # Dozor's registered class, no trust_remote_code
     assert config.problem_type == "multi_label_classification"
     assert set(config.id2label.values()) == LABELS
-    assert not getattr(config, "auto_map", None), "must load without trust_remote_code"
     AutoTokenizer.from_pretrained(MODEL_DIR)
-    AutoModelForSequenceClassification.from_pretrained(MODEL_DIR)
+    model = AutoModelForSequenceClassification.from_pretrained(MODEL_DIR)
+    assert type(model) is models.ngram_model.BertNgramForSequenceClassification
+    # the copy of the modeling code inside the checkpoint (for plain transformers) is the current one
+    assert (MODEL_DIR / "ngram_model.py").read_text(encoding="utf-8") == Path(models.ngram_model.__file__).read_text(encoding="utf-8")
     assert (MODEL_DIR / "model.safetensors").stat().st_size <= 40 * 1024 * 1024
     thresholds = json.loads((MODEL_DIR / "dozor.json").read_text(encoding="utf-8"))["thresholds"]
     assert set(thresholds) == LABELS and all(0.0 < t < 1.0 for t in thresholds.values())
@@ -119,3 +123,31 @@ def test_float32_scores_do_not_depend_on_the_batch_but_int8_scores_do(classifier
     alone, batched = int8.predict([text])[0], int8.predict([text] + neighbour)[0]
     assert max(abs(batched[label] - alone[label]) for label in LABELS) > 1e-4
     int8.close()
+
+
+def test_plain_transformers_without_dozor_loads_it_with_trust_remote_code(classifier, tmp_path):
+    """Where Dozor is not installed, transformers alone runs the checkpoint from its own files."""
+    import os
+    import subprocess
+    import sys
+
+    texts = ["Когда отремонтируют дорогу на улице Ленина?", "Ты тупой идиот", "Спасибо за оперативную работу!"]
+    script = (
+        "import json, sys\n"
+        "from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline\n"
+        f"model = AutoModelForSequenceClassification.from_pretrained({str(MODEL_DIR)!r}, trust_remote_code=True)\n"
+        "assert type(model).__module__.startswith('transformers_modules'), type(model).__module__\n"
+        "assert 'models' not in sys.modules, 'Dozor was imported'\n"
+        f"pipe = pipeline('text-classification', model=model, tokenizer=AutoTokenizer.from_pretrained({str(MODEL_DIR)!r}),"
+        " top_k=None, function_to_apply='sigmoid')\n"
+        f"print(json.dumps([{{d['label']: d['score'] for d in row}} for row in pipe({texts!r})]))\n"
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "PYTHONPATH": ""}
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    theirs = json.loads(done.stdout.strip().splitlines()[-1])
+    for ours, other in zip(classifier.predict(texts), theirs):
+        assert set(other) == LABELS
+        for label in LABELS:
+            assert abs(ours[label] - other[label]) < 1e-5, (label, ours[label], other[label])

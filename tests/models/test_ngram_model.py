@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,6 +102,11 @@ def test_ngram_order_in_training_writes_a_checkpoint_that_loads_everywhere(data_
     summary = train_default(tiny_config(data_dir, epochs=2, ngram_order=3), out)
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["model_type"] == "dozor-bert-ngram" and config["ngram_order"] == 3
+    # the checkpoint carries its modeling code for plain transformers (trust_remote_code=True)
+    assert config["auto_map"]["AutoModelForSequenceClassification"] == "ngram_model.BertNgramForSequenceClassification"
+    import models.ngram_model as source
+
+    assert (out / "ngram_model.py").read_text(encoding="utf-8") == Path(source.__file__).read_text(encoding="utf-8")
     assert summary["ngrams"]["features"] == config["ngram_features"] > 0
     assert summary["thresholds"] == json.loads((out / "dozor.json").read_text(encoding="utf-8"))["thresholds"]
 

@@ -1,0 +1,179 @@
+"""A BERT classifier with a token n-gram TF-IDF logistic regression beside it ("wide and deep").
+
+The transformer ranks sentiment and toxicity well; a linear model over n-grams ranks some
+surface patterns better (question wording without "?", model card rows 24 and 37). This model
+runs both on the same token ids and mixes their logits per label:
+
+    logit = mix[label] * bert_logit + (1 - mix[label]) * ngram_logit
+
+The n-gram part is sklearn's TfidfVectorizer (sublinear tf, smooth idf, l2 norm) followed by a
+logistic regression, computed in torch from ``input_ids``: unigrams, bigrams and trigrams of the
+WordPiece ids (special tokens and padding excluded), looked up in a sorted table of the n-grams
+seen in training (``ngram_keys``). So it needs no text, no extra tokenizer and no custom code
+outside this module; weights, idf and table live in ``model.safetensors``.
+
+Importing this module registers the architecture with transformers' Auto classes, so
+``AutoModelForSequenceClassification.from_pretrained`` (and ``pipeline``) load such checkpoints.
+``save_pretrained`` copies this file into the checkpoint with an ``auto_map``, so transformers
+alone loads it too (``trust_remote_code=True``); this file must therefore import nothing from Dozor.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+MODEL_TYPE = "dozor-bert-ngram"
+
+
+class BertNgramConfig(BertConfig):
+    """BertConfig plus the n-gram part: its order, table size and the per-label logit mix."""
+
+    model_type = MODEL_TYPE
+
+    def __init__(self, ngram_order: int = 3, ngram_features: int = 0, ngram_mix: list[float] | None = None,
+                 ngram_special_ids: list[int] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.ngram_order = ngram_order
+        self.ngram_features = ngram_features
+        self.ngram_mix = list(ngram_mix) if ngram_mix is not None else [1.0] * self.num_labels
+        self.ngram_special_ids = list(ngram_special_ids or [])
+
+
+#: Rows whose n-gram keys are numbered together (row * key_space + key must fit in int64).
+MAX_ROWS = 2 ** 12
+
+
+def key_space(vocab_size: int, order: int) -> int:
+    """Number of distinct n-gram keys: V + V^2 + ... + V^order (times MAX_ROWS, must fit in int64)."""
+    total = sum(vocab_size ** n for n in range(1, order + 1))
+    if total * MAX_ROWS >= 2 ** 63:
+        raise ValueError(f"a vocabulary of {vocab_size} with n-grams up to {order} does not fit int64 keys: "
+                         "use a lower ngram_order")
+    return total
+
+
+def ngram_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, order: int,
+               special_ids: torch.Tensor) -> torch.Tensor:
+    """Keys of every 1..order-gram of real tokens, shape (batch, positions); -1 where none.
+
+    A unigram's key is its id; an n-gram's is its ids read as a base-V number, offset past the
+    keys of shorter n-grams, so keys of different orders never collide.
+    """
+    ids = input_ids.long()
+    valid = attention_mask.bool() & ~torch.isin(ids, special_ids)
+    keys = [torch.where(valid, ids, torch.full_like(ids, -1))]
+    span, span_valid, offset = ids, valid, vocab_size
+    for n in range(2, order + 1):
+        if span.shape[1] < 2:
+            break
+        span = span[:, :-1] * vocab_size + ids[:, n - 1:]
+        span_valid = span_valid[:, :-1] & valid[:, n - 1:]
+        keys.append(torch.where(span_valid, span + offset, torch.full_like(span, -1)))
+        offset += vocab_size ** n
+    return torch.cat(keys, dim=1)
+
+
+def ngram_counts(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, order: int,
+                 special_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row, key, count) for each distinct n-gram of each row (rows are batch positions)."""
+    if input_ids.shape[0] > MAX_ROWS:
+        raise ValueError(f"at most {MAX_ROWS} rows at a time")
+    keys = ngram_keys(input_ids, attention_mask, vocab_size, order, special_ids)
+    total = key_space(vocab_size, order)
+    rows = torch.arange(keys.shape[0], device=keys.device).unsqueeze(1).expand_as(keys)
+    present = keys >= 0
+    unique, counts = torch.unique(rows[present] * total + keys[present], return_counts=True)
+    return unique // total, unique % total, counts
+
+
+class BertNgramForSequenceClassification(BertForSequenceClassification):
+    """``BertForSequenceClassification`` whose logits are mixed with an n-gram TF-IDF linear model."""
+
+    config_class = BertNgramConfig
+
+    def __init__(self, config: BertNgramConfig):
+        super().__init__(config)
+        features = max(1, config.ngram_features)
+        self.register_buffer("ngram_keys", torch.zeros(features, dtype=torch.long))
+        self.register_buffer("ngram_idf", torch.zeros(features))
+        self.register_buffer("ngram_special_ids", torch.tensor(config.ngram_special_ids, dtype=torch.long))
+        self.register_buffer("ngram_mix", torch.tensor(config.ngram_mix, dtype=torch.float32))
+        self.ngram_weight = torch.nn.Parameter(torch.zeros(features, config.num_labels))
+        self.ngram_bias = torch.nn.Parameter(torch.zeros(config.num_labels))
+        self._key_space = key_space(config.vocab_size, config.ngram_order)
+
+    def _init_weights(self, module):  # the n-gram tensors come from the checkpoint or `set_ngram_model`
+        if module is self:
+            return
+        super()._init_weights(module)
+
+    def set_ngram_model(self, keys, idf, weight, bias, mix) -> None:
+        """Install a fitted n-gram model: sorted keys, idf per key, weight [keys, labels], bias, mix."""
+        keys = torch.as_tensor(keys, dtype=torch.long)
+        if keys.numel() > 1 and not bool((keys[1:] > keys[:-1]).all()):
+            raise ValueError("n-gram keys must be sorted and distinct")
+        self.ngram_keys = keys
+        self.ngram_idf = torch.as_tensor(idf, dtype=torch.float32)
+        self.ngram_weight = torch.nn.Parameter(torch.as_tensor(weight, dtype=torch.float32).clone())
+        self.ngram_bias = torch.nn.Parameter(torch.as_tensor(bias, dtype=torch.float32).clone())
+        self.set_mix(mix)
+        self.config.ngram_features = int(keys.numel())
+
+    def set_mix(self, mix) -> None:
+        self.ngram_mix = torch.as_tensor(mix, dtype=torch.float32)
+        self.config.ngram_mix = [round(float(m), 4) for m in mix]
+
+    def ngram_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The n-gram logistic regression's logits, (batch, labels).
+
+        Written without boolean indexing (each costs a device sync and a copy): n-grams missing
+        from the table, and the -1 padding key, get a value of 0 and add nothing.
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if input_ids.shape[0] > MAX_ROWS:
+            return torch.cat([self.ngram_logits(input_ids[i:i + MAX_ROWS], attention_mask[i:i + MAX_ROWS])
+                              for i in range(0, input_ids.shape[0], MAX_ROWS)])
+        keys = ngram_keys(input_ids, attention_mask, self.config.vocab_size, self.config.ngram_order,
+                          self.ngram_special_ids)
+        batch, total, table = keys.shape[0], self._key_space, self.ngram_keys
+        rows = torch.arange(batch, device=keys.device).unsqueeze(1)
+        flat = torch.where(keys >= 0, rows * total + keys, torch.full_like(keys, -1)).flatten()
+        unique, counts = torch.unique(flat, return_counts=True)
+        row, key = (unique // total).clamp(min=0), unique % total
+        position = torch.searchsorted(table, key).clamp(max=table.numel() - 1)
+        found = (table[position] == key) & (unique >= 0)
+        values = (1.0 + torch.log(counts.float())) * self.ngram_idf[position] * found
+        norms = torch.zeros(batch, device=values.device).index_add_(0, row, values * values).sqrt().clamp(min=1e-12)
+        values = values / norms[row]
+        weight = self.ngram_weight
+        out = torch.zeros(batch, weight.shape[1], device=values.device, dtype=weight.dtype)
+        return out.index_add_(0, row, values.unsqueeze(1).to(weight.dtype) * weight[position]) + self.ngram_bias
+
+    def bert_logits(self, input_ids, attention_mask=None, **kwargs) -> torch.Tensor:
+        return super().forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs).logits
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                **kwargs) -> SequenceClassifierOutput:
+        if input_ids is None:
+            raise ValueError("the n-gram model needs input_ids")
+        deep = self.bert_logits(input_ids, attention_mask, token_type_ids=token_type_ids, position_ids=position_ids)
+        mix = self.ngram_mix.to(deep.dtype)
+        logits = mix * deep + (1 - mix) * self.ngram_logits(input_ids, attention_mask).to(deep.dtype)
+        loss = None
+        if labels is not None:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+# Saved checkpoints carry this file and an `auto_map`, so plain transformers loads them with
+# trust_remote_code=True where Dozor is not installed.
+BertNgramConfig.register_for_auto_class()
+BertNgramForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+try:
+    AutoConfig.register(MODEL_TYPE, BertNgramConfig)
+    AutoModelForSequenceClassification.register(BertNgramConfig, BertNgramForSequenceClassification)
+except ValueError:  # already registered: this file was also loaded as a checkpoint's remote code
+    pass
