@@ -76,16 +76,20 @@ def ngram_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size
 
 
 def ngram_counts(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, order: int,
-                 special_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(row, key, count) for each distinct n-gram of each row (rows are batch positions)."""
+                 special_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(row, key, count, real) for each distinct n-gram of each row (rows are batch positions).
+
+    Written without boolean indexing (each costs a sync and a copy on the model's hot path): the
+    entries may hold one for the -1 "no n-gram" key (padding, special tokens), with ``real`` False.
+    """
     if input_ids.shape[0] > MAX_ROWS:
         raise ValueError(f"at most {MAX_ROWS} rows at a time")
     keys = ngram_keys(input_ids, attention_mask, vocab_size, order, special_ids)
     total = key_space(vocab_size, order)
-    rows = torch.arange(keys.shape[0], device=keys.device).unsqueeze(1).expand_as(keys)
-    present = keys >= 0
-    unique, counts = torch.unique(rows[present] * total + keys[present], return_counts=True)
-    return unique // total, unique % total, counts
+    rows = torch.arange(keys.shape[0], device=keys.device).unsqueeze(1)
+    flat = torch.where(keys >= 0, rows * total + keys, torch.full_like(keys, -1)).flatten()
+    unique, counts = torch.unique(flat, return_counts=True)
+    return (unique // total).clamp(min=0), unique % total, counts, unique >= 0
 
 
 class BertNgramForSequenceClassification(BertForSequenceClassification):
@@ -102,7 +106,7 @@ class BertNgramForSequenceClassification(BertForSequenceClassification):
         self.register_buffer("ngram_mix", torch.tensor(config.ngram_mix, dtype=torch.float32))
         self.ngram_weight = torch.nn.Parameter(torch.zeros(features, config.num_labels))
         self.ngram_bias = torch.nn.Parameter(torch.zeros(config.num_labels))
-        self._key_space = key_space(config.vocab_size, config.ngram_order)
+        key_space(config.vocab_size, config.ngram_order)  # a clear error now if the keys cannot fit int64
 
     def _init_weights(self, module):  # the n-gram tensors come from the checkpoint or `set_ngram_model`
         if module is self:
@@ -126,25 +130,17 @@ class BertNgramForSequenceClassification(BertForSequenceClassification):
         self.config.ngram_mix = [round(float(m), 4) for m in mix]
 
     def ngram_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The n-gram logistic regression's logits, (batch, labels).
-
-        Written without boolean indexing (each costs a device sync and a copy): n-grams missing
-        from the table, and the -1 padding key, get a value of 0 and add nothing.
-        """
+        """The n-gram logistic regression's logits, (batch, labels); n-grams missing from the table add nothing."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if input_ids.shape[0] > MAX_ROWS:
             return torch.cat([self.ngram_logits(input_ids[i:i + MAX_ROWS], attention_mask[i:i + MAX_ROWS])
                               for i in range(0, input_ids.shape[0], MAX_ROWS)])
-        keys = ngram_keys(input_ids, attention_mask, self.config.vocab_size, self.config.ngram_order,
-                          self.ngram_special_ids)
-        batch, total, table = keys.shape[0], self._key_space, self.ngram_keys
-        rows = torch.arange(batch, device=keys.device).unsqueeze(1)
-        flat = torch.where(keys >= 0, rows * total + keys, torch.full_like(keys, -1)).flatten()
-        unique, counts = torch.unique(flat, return_counts=True)
-        row, key = (unique // total).clamp(min=0), unique % total
+        row, key, counts, real = ngram_counts(input_ids, attention_mask, self.config.vocab_size,
+                                              self.config.ngram_order, self.ngram_special_ids)
+        table, batch = self.ngram_keys, input_ids.shape[0]
         position = torch.searchsorted(table, key).clamp(max=table.numel() - 1)
-        found = (table[position] == key) & (unique >= 0)
+        found = (table[position] == key) & real
         values = (1.0 + torch.log(counts.float())) * self.ngram_idf[position] * found
         norms = torch.zeros(batch, device=values.device).index_add_(0, row, values * values).sqrt().clamp(min=1e-12)
         values = values / norms[row]

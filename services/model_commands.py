@@ -206,7 +206,7 @@ def cmd_model_thresholds(args) -> int:
 
     config = TrainConfig.from_yaml(args.config, data_dir=args.data_dir, threads=args.threads)
     result = rechoose_thresholds(config, args.model, write=not args.dry_run)
-    from models.training.evaluate import QUESTION_RULES
+    from models.training.data import QUESTION_RULES
 
     rule = "question threshold on " + QUESTION_RULES[result["questions_without_marks"]]
     print(f"{args.model} (run {result['quantize'] if result['quantize'] != 'none' else 'float32'}), rule: {rule}")

@@ -362,6 +362,14 @@ def build_corpus(data_dir: str | Path, seed: int = 13, max_rows_per_source: int 
     return corpus
 
 
+# What `questions_without_marks` chooses the question threshold on (``threshold_sets``).
+QUESTION_RULES = {
+    False: "the validation rows as written",
+    True: "the social-media validation rows with every '?' removed",
+    "both": "the validation rows as written plus a '?'-free copy of each social-media row",
+}
+
+
 def threshold_sets(validation: list[Example], labels,
                    questions_without_marks: bool | str = False) -> dict[str, tuple[list[str], list[int]]]:
     """Per label, the validation texts and gold values that label's threshold is chosen on.
@@ -375,7 +383,7 @@ def threshold_sets(validation: list[Example], labels,
     union of the two: every validation row as written, plus a "?"-free copy of each social-media
     row (its gold unchanged), so one threshold has to serve questions with and without a mark.
     """
-    if questions_without_marks not in (True, False, "both"):
+    if questions_without_marks not in QUESTION_RULES:
         raise ValueError(f"questions_without_marks {questions_without_marks!r}: use false, true or both")
     sets: dict[str, tuple[list[str], list[int]]] = {}
     for label in labels:

@@ -12,7 +12,7 @@ import json
 import time
 from pathlib import Path
 
-from models.training.data import build_corpus
+from models.training.data import QUESTION_RULES, build_corpus
 from models.training.metrics import (
     best_threshold,
     macro_f1,
@@ -21,12 +21,6 @@ from models.training.metrics import (
     three_class,
 )
 
-# What `questions_without_marks` chooses the question threshold on (data.threshold_sets).
-QUESTION_RULES = {
-    False: "the validation rows as written",
-    True: "the social-media validation rows with every '?' removed",
-    "both": "the validation rows as written plus a '?'-free copy of each social-media row",
-}
 # Splits whose negative-class F1 must beat TF-IDF by this many points (issue #3).
 MARGIN_SPLITS = {"rusentiment_test": 0.03, "sentirueval2015_test": 0.03}
 

@@ -52,10 +52,10 @@ def text_ngrams(tokenizer, texts: list[str], order: int, max_length: int = 256):
     specials = torch.tensor(special_ids(tokenizer), dtype=torch.long)
     rows, keys, counts = [], [], []
     for start, input_ids, attention in _batches(tokenizer, texts, max_length):
-        r, k, c = ngram_counts(input_ids, attention, len(tokenizer), order, specials)
-        rows.append(r.numpy() + start)
-        keys.append(k.numpy())
-        counts.append(c.numpy())
+        r, k, c, real = ngram_counts(input_ids, attention, len(tokenizer), order, specials)
+        rows.append(r[real].numpy() + start)
+        keys.append(k[real].numpy())
+        counts.append(c[real].numpy())
     if not rows:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(rows), np.concatenate(keys), np.concatenate(counts)
