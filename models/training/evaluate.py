@@ -42,6 +42,38 @@ def _score_split(split, scores: dict[str, list[float]], thresholds: dict[str, fl
     return result
 
 
+SHARED_GRID = tuple(round(i / 100, 2) for i in range(1, 100))
+
+
+def shared_threshold_wins(splits: list[tuple[list[int], list[float]]], baseline_f1: list[float],
+                          margins: list[float], grid: tuple[float, ...] = SHARED_GRID) -> list[float]:
+    """Thresholds (from ``grid``) at which the model beats the baseline on *every* split of one label at once.
+
+    ``splits`` holds (gold, model scores) per split; ``baseline_f1`` the baseline's F1 on each at its own
+    validation threshold, ``margins`` the lead each split requires. Diagnosis only: it tells a model whose
+    one threshold cannot serve all splits of a label (a ranking limit) from one whose validation split
+    put the threshold outside a window that exists (an operating-point problem). Never used to set a
+    threshold: that would be choosing it on held-out data.
+    """
+    wins = []
+    for t in grid:
+        f1s = [precision_recall_f1(gold, [int(x >= t) for x in scores])["f1"] for gold, scores in splits]
+        if all(f >= b + m and f > b for f, b, m in zip(f1s, baseline_f1, margins)):
+            wins.append(t)
+    return wins
+
+
+def _ranges(values: list[float], step: float = 0.01) -> list[list[float]]:
+    """[0.23, 0.24, 0.25, 0.4] -> [[0.23, 0.25], [0.4, 0.4]]"""
+    out: list[list[float]] = []
+    for v in values:
+        if out and abs(v - out[-1][1] - step) < step / 2:
+            out[-1][1] = v
+        else:
+            out.append([v, v])
+    return out
+
+
 def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path, seed: int = 13,
              baselines: bool = True, max_rows_per_source: int | None = None, threads: int = 2,
              question_mark_strip_share: float = 0.5, questions_without_marks: bool | str = False) -> dict:
@@ -70,7 +102,7 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
         print(f"training the TF-IDF baseline on {len(corpus.train)} texts ...", flush=True)
         tfidf = TfidfBaseline(seed=seed).fit(corpus.train, corpus.validation, questions_without_marks=questions_without_marks)
 
-    splits = []
+    splits, label_scores = [], {}
     for split in corpus.held_out:
         t0 = time.monotonic()
         predictions = classifier.predict(split.texts)
@@ -90,6 +122,7 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
             entry["required_margin"] = margin
             entry["beats_tfidf"] = entry["model"]["f1"] >= entry["tfidf"]["f1"] + margin and entry["model"]["f1"] > entry["tfidf"]["f1"]
         splits.append(entry)
+        label_scores.setdefault(split.label, []).append((split.gold, scores[split.label]))
         print(f"{split.name}: model F1 {entry['model']['f1']:.3f}"
               + (f", TF-IDF F1 {entry['tfidf']['f1']:.3f}" if tfidf is not None else ""), flush=True)
 
@@ -102,6 +135,15 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
     }
     if tfidf is not None:
         report["all_beat_tfidf"] = all(s["beats_tfidf"] for s in splits)
+        shared = {}
+        for label, pairs in label_scores.items():
+            if len(pairs) < 2:
+                continue
+            mine = [s for s in splits if s["label"] == label]
+            wins = shared_threshold_wins(pairs, [s["tfidf"]["f1"] for s in mine], [s["required_margin"] for s in mine])
+            shared[label] = {"splits": [s["name"] for s in mine], "model_threshold": classifier.thresholds[label],
+                             "winning_thresholds": _ranges(wins)}
+        report["shared_threshold"] = shared
     classifier.close()
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -164,6 +206,15 @@ def render_markdown(report: dict) -> str:
         base = s.get("tfidf") or {}
         lines.append(f"| {s['name']} | {_num(s['model'].get('roc_auc'))} | {_num(base.get('roc_auc'))} | "
                      f"{_oracle(s['model'])} | {_oracle(base)} |")
+    if report.get("shared_threshold"):
+        lines += ["", "One threshold per label serves all of that label's splits. For diagnosis only (never used to "
+                  "set a threshold: that would tune on held-out data), the thresholds at which the model would beat "
+                  "TF-IDF (at TF-IDF's own validation thresholds, with the required margins) on every split of the "
+                  "label at once; none means no threshold of the model does.", "",
+                  "| label | splits | model threshold | thresholds winning on all of them |", "|---|---|---|---|"]
+        for label, entry in report["shared_threshold"].items():
+            windows = ", ".join(f"{lo:.2f}" if lo == hi else f"{lo:.2f}–{hi:.2f}" for lo, hi in entry["winning_thresholds"])
+            lines.append(f"| {label} | {len(entry['splits'])} | {entry['model_threshold']:.2f} | {windows or 'none'} |")
     lines += ["", "Splits:", ""] + [f"- `{s['name']}`: {s['description']}" for s in report["splits"]]
     if "all_beat_tfidf" in report:
         lines += ["", f"Model beats TF-IDF on every split (with the required margins): **{'yes' if report['all_beat_tfidf'] else 'no'}**"]

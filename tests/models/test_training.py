@@ -148,6 +148,12 @@ def test_evaluate_writes_reports_with_baselines(data_dir, tmp_path):
     question = next(s for s in saved["splits"] if s["label"] == "question")
     assert "question_rule" in question
     assert "macro_f1_3class" in next(s for s in saved["splits"] if s["name"] == "rusentiment_test")["model"]
+    # both question splits share one threshold: the report says where a common threshold would win
+    shared = saved["shared_threshold"]["question"]
+    assert shared["splits"] == [s["name"] for s in saved["splits"] if s["label"] == "question"] and len(shared["splits"]) == 2
+    assert shared["model_threshold"] == saved["thresholds"]["question"]
+    assert all(0 < lo <= hi < 1 for lo, hi in shared["winning_thresholds"])
+    assert "thresholds winning on all of them" in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
 
 
 def test_question_threshold_set_is_social_media_text_without_marks():
@@ -477,3 +483,28 @@ def test_roc_auc_counts_ordered_pairs_and_ties():
     # pairs (pos, neg): (0.8, 0.3) win, (0.8, 0.9) lose, (0.3, 0.3) tie, (0.3, 0.9) lose -> 1.5 / 4
     assert roc_auc([1, 0, 1, 0], [0.8, 0.3, 0.3, 0.9]) == 0.375
     assert roc_auc([1, 1], [0.2, 0.3]) is None
+
+
+def test_shared_threshold_wins_needs_every_split_of_the_label_at_once():
+    from models.training.evaluate import _ranges, shared_threshold_wins
+
+    # split A (like RuBQ/TREC): the positives score high, one statement at 0.5.
+    a = ([1, 1, 0, 0], [0.9, 0.8, 0.5, 0.1])
+    # split B (like questions without "?"): one positive scores only 0.3.
+    b = ([1, 1, 0, 0], [0.9, 0.3, 0.1, 0.05])
+    grid = (0.2, 0.4, 0.6)
+    # F1 at t 0.2: A 0.8 (one false positive), B 1.0; t 0.4: A 0.8, B 0.667; t 0.6: A 1.0, B 0.667
+    # each split alone has a winning threshold (0.6 for A, 0.2 for B), but no threshold wins both
+    assert shared_threshold_wins([a, b], [0.9, 0.9], [0.0, 0.0], grid) == []
+    assert shared_threshold_wins([a], [0.9], [0.0], grid) == [0.6]
+    assert shared_threshold_wins([b], [0.9], [0.0], grid) == [0.2]
+    assert shared_threshold_wins([a, b], [0.7, 0.9], [0.0, 0.0], grid) == [0.2]
+    assert shared_threshold_wins([a, b], [0.7, 0.6], [0.0, 0.0], grid) == [0.2, 0.4, 0.6]
+    assert shared_threshold_wins([a, b], [0.75, 0.6], [0.0, 0.0], grid) == [0.2, 0.4, 0.6]
+    assert shared_threshold_wins([a, b], [0.79, 0.66], [0.0, 0.0], grid) == [0.2, 0.4, 0.6]
+    assert shared_threshold_wins([a, b], [0.85, 0.6], [0.0, 0.0], grid) == [0.6]
+    # a required margin counts, and equal F1 is not a win
+    assert shared_threshold_wins([a, b], [0.75, 0.6], [0.1, 0.0], grid) == [0.6]
+    assert shared_threshold_wins([a], [0.8], [0.0], grid) == [0.6]
+    assert _ranges([0.23, 0.24, 0.25, 0.4]) == [[0.23, 0.25], [0.4, 0.4]]
+    assert _ranges([]) == []
