@@ -8,8 +8,10 @@ runs both on the same token ids and mixes their logits per label:
 
 The n-gram part is sklearn's TfidfVectorizer (sublinear tf, smooth idf, l2 norm) followed by a
 logistic regression, computed in torch from ``input_ids``: unigrams, bigrams and trigrams of the
-WordPiece ids (special tokens and padding excluded), looked up in a sorted table of the n-grams
-seen in training (``ngram_keys``). So it needs no text, no extra tokenizer and no custom code
+WordPiece ids (padding and the special tokens in ``ngram_special_ids`` excluded; a checkpoint may
+keep [CLS] / [SEP] in, so that n-grams also tell where the text starts and ends) and optionally
+skip-bigrams (token i with token i + 2), looked up in a sorted table of the n-grams seen in
+training (``ngram_keys``). So it needs no text, no extra tokenizer and no custom code
 outside this module; weights, idf and table live in ``model.safetensors``.
 
 Importing this module registers the architecture with transformers' Auto classes, so
@@ -28,14 +30,15 @@ MODEL_TYPE = "dozor-bert-ngram"
 
 
 class BertNgramConfig(BertConfig):
-    """BertConfig plus the n-gram part: its order, table size and the per-label logit mix."""
+    """BertConfig plus the n-gram part: its order, skip-bigrams, table size and the per-label logit mix."""
 
     model_type = MODEL_TYPE
 
     def __init__(self, ngram_order: int = 3, ngram_features: int = 0, ngram_mix: list[float] | None = None,
-                 ngram_special_ids: list[int] | None = None, **kwargs):
+                 ngram_special_ids: list[int] | None = None, ngram_skip: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.ngram_order = ngram_order
+        self.ngram_skip = bool(ngram_skip)
         self.ngram_features = ngram_features
         self.ngram_mix = list(ngram_mix) if ngram_mix is not None else [1.0] * self.num_labels
         self.ngram_special_ids = list(ngram_special_ids or [])
@@ -45,9 +48,10 @@ class BertNgramConfig(BertConfig):
 MAX_ROWS = 2 ** 12
 
 
-def key_space(vocab_size: int, order: int) -> int:
-    """Number of distinct n-gram keys: V + V^2 + ... + V^order (times MAX_ROWS, must fit in int64)."""
-    total = sum(vocab_size ** n for n in range(1, order + 1))
+def key_space(vocab_size: int, order: int, skip: bool = False) -> int:
+    """Number of distinct n-gram keys: V + V^2 + ... + V^order, + V^2 with skip-bigrams (times MAX_ROWS,
+    must fit in int64)."""
+    total = sum(vocab_size ** n for n in range(1, order + 1)) + (vocab_size ** 2 if skip else 0)
     if total * MAX_ROWS >= 2 ** 63:
         raise ValueError(f"a vocabulary of {vocab_size} with n-grams up to {order} does not fit int64 keys: "
                          "use a lower ngram_order")
@@ -55,11 +59,13 @@ def key_space(vocab_size: int, order: int) -> int:
 
 
 def ngram_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, order: int,
-               special_ids: torch.Tensor) -> torch.Tensor:
-    """Keys of every 1..order-gram of real tokens, shape (batch, positions); -1 where none.
+               special_ids: torch.Tensor, skip: bool = False) -> torch.Tensor:
+    """Keys of every 1..order-gram (and with ``skip`` every skip-bigram) of real tokens, shape
+    (batch, positions); -1 where none.
 
     A unigram's key is its id; an n-gram's is its ids read as a base-V number, offset past the
-    keys of shorter n-grams, so keys of different orders never collide.
+    keys of shorter n-grams, so keys of different orders never collide. A skip-bigram (ids a, b
+    two positions apart, whatever lies between) is a * V + b, offset past all n-gram keys.
     """
     ids = input_ids.long()
     valid = attention_mask.bool() & ~torch.isin(ids, special_ids)
@@ -72,11 +78,15 @@ def ngram_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size
         span_valid = span_valid[:, :-1] & valid[:, n - 1:]
         keys.append(torch.where(span_valid, span + offset, torch.full_like(span, -1)))
         offset += vocab_size ** n
+    offset = sum(vocab_size ** n for n in range(1, order + 1))  # also when the batch is too short for some orders
+    if skip and ids.shape[1] >= 3:
+        pair = ids[:, :-2] * vocab_size + ids[:, 2:]
+        keys.append(torch.where(valid[:, :-2] & valid[:, 2:], pair + offset, torch.full_like(pair, -1)))
     return torch.cat(keys, dim=1)
 
 
 def ngram_counts(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_size: int, order: int,
-                 special_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                 special_ids: torch.Tensor, skip: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(row, key, count, real) for each distinct n-gram of each row (rows are batch positions).
 
     Written without boolean indexing (each costs a sync and a copy on the model's hot path): the
@@ -84,8 +94,8 @@ def ngram_counts(input_ids: torch.Tensor, attention_mask: torch.Tensor, vocab_si
     """
     if input_ids.shape[0] > MAX_ROWS:
         raise ValueError(f"at most {MAX_ROWS} rows at a time")
-    keys = ngram_keys(input_ids, attention_mask, vocab_size, order, special_ids)
-    total = key_space(vocab_size, order)
+    keys = ngram_keys(input_ids, attention_mask, vocab_size, order, special_ids, skip)
+    total = key_space(vocab_size, order, skip)
     rows = torch.arange(keys.shape[0], device=keys.device).unsqueeze(1)
     flat = torch.where(keys >= 0, rows * total + keys, torch.full_like(keys, -1)).flatten()
     unique, counts = torch.unique(flat, return_counts=True)
@@ -106,7 +116,7 @@ class BertNgramForSequenceClassification(BertForSequenceClassification):
         self.register_buffer("ngram_mix", torch.tensor(config.ngram_mix, dtype=torch.float32))
         self.ngram_weight = torch.nn.Parameter(torch.zeros(features, config.num_labels))
         self.ngram_bias = torch.nn.Parameter(torch.zeros(config.num_labels))
-        key_space(config.vocab_size, config.ngram_order)  # a clear error now if the keys cannot fit int64
+        key_space(config.vocab_size, config.ngram_order, config.ngram_skip)  # a clear error now if the keys cannot fit int64
 
     def _init_weights(self, module):  # the n-gram tensors come from the checkpoint or `set_ngram_model`
         if module is self:
@@ -137,7 +147,7 @@ class BertNgramForSequenceClassification(BertForSequenceClassification):
             return torch.cat([self.ngram_logits(input_ids[i:i + MAX_ROWS], attention_mask[i:i + MAX_ROWS])
                               for i in range(0, input_ids.shape[0], MAX_ROWS)])
         row, key, counts, real = ngram_counts(input_ids, attention_mask, self.config.vocab_size,
-                                              self.config.ngram_order, self.ngram_special_ids)
+                                              self.config.ngram_order, self.ngram_special_ids, self.config.ngram_skip)
         table, batch = self.ngram_keys, input_ids.shape[0]
         position = torch.searchsorted(table, key).clamp(max=table.numel() - 1)
         found = (table[position] == key) & real

@@ -63,6 +63,35 @@ def shared_threshold_wins(splits: list[tuple[list[int], list[float]]], baseline_
     return wins
 
 
+def paired_bootstrap_f1_diff(gold: list[int], model: list[int], baseline: list[int], resamples: int = 2000,
+                             seed: int = 13, level: float = 0.95) -> list[float]:
+    """Percentile interval of F1(model) - F1(baseline) over bootstrap resamples of the split's items.
+
+    Paired: each resample draws the same items for both, so the interval reflects how much the
+    *difference* depends on which texts happened to land in the split. Every item falls into one of
+    eight (gold, model, baseline) cells, so a resample of n items is a multinomial draw of eight
+    counts. Diagnosis only: the acceptance compares the F1 values themselves.
+    """
+    import numpy as np
+
+    cells = np.bincount(np.asarray(gold, int) * 4 + np.asarray(model, int) * 2 + np.asarray(baseline, int),
+                        minlength=8)
+    n = int(cells.sum())
+    if not n:
+        return [0.0, 0.0]
+    counts = np.random.default_rng(seed).multinomial(n, cells / n, size=resamples)
+
+    def f1(tp, fp, fn):
+        denominator = 2 * tp + fp + fn
+        return np.divide(2 * tp, denominator, out=np.zeros(len(tp)), where=denominator > 0)
+
+    c = counts.T  # cell index = 4 * gold + 2 * model + baseline
+    diff = f1(c[6] + c[7], c[2] + c[3], c[4] + c[5]) - f1(c[5] + c[7], c[1] + c[3], c[4] + c[6])
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(diff, [tail, 100 - tail])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
 def _ranges(values: list[float], step: float = 0.01) -> list[list[float]]:
     """[0.23, 0.24, 0.25, 0.4] -> [[0.23, 0.25], [0.4, 0.4]]"""
     out: list[list[float]] = []
@@ -113,7 +142,12 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
             "model_seconds": round(time.monotonic() - t0, 2),
         }
         if tfidf is not None:
-            entry["tfidf"] = _score_split(split, tfidf.predict_proba(split.texts), tfidf.thresholds)
+            base_scores = tfidf.predict_proba(split.texts)
+            entry["tfidf"] = _score_split(split, base_scores, tfidf.thresholds)
+            label = split.label
+            entry["f1_diff_ci95"] = paired_bootstrap_f1_diff(
+                split.gold, [int(x >= classifier.thresholds[label]) for x in scores[label]],
+                [int(x >= tfidf.thresholds[label]) for x in base_scores[label]])
             if split.label == "question":
                 from models.training.baselines import question_rule
 
@@ -180,15 +214,18 @@ def render_markdown(report: dict) -> str:
     if report.get("question_threshold_rule"):
         lines.append(f"The baseline's question threshold is chosen on {report['question_threshold_rule']} "
                      "(the config's `questions_without_marks`); the model's was chosen by its training config.")
-    lines += ["", "| split | label | n (pos) | model P / R / F1 | TF-IDF + LR P / R / F1 | question rules P / R / F1 | beats TF-IDF |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| split | label | n (pos) | model P / R / F1 | TF-IDF + LR P / R / F1 | question rules P / R / F1 | beats TF-IDF | "
+              "model − TF-IDF F1, 95% bootstrap interval |",
+              "|---|---|---|---|---|---|---|---|"]
     for s in report["splits"]:
         margin = s.get("required_margin", 0.0)
         verdict = "—" if "beats_tfidf" not in s else ("yes" if s["beats_tfidf"] else "**no**")
         if margin and "beats_tfidf" in s:
             verdict += f" (needs +{100 * margin:.0f} pts: {100 * (s['model']['f1'] - s['tfidf']['f1']):+.1f})"
+        interval = s.get("f1_diff_ci95")
+        interval = "—" if not interval else f"{100 * interval[0]:+.1f} to {100 * interval[1]:+.1f} pts"
         lines.append(f"| {s['name']} | {s['label']} | {s['n']} ({s['positives']}) | {_fmt(s['model'])} | "
-                     f"{_fmt(s.get('tfidf'))} | {_fmt(s.get('question_rule'))} | {verdict} |")
+                     f"{_fmt(s.get('tfidf'))} | {_fmt(s.get('question_rule'))} | {verdict} | {interval} |")
     three = [s for s in report["splits"] if "macro_f1_3class" in s["model"]]
     if three:
         lines += ["", "3-class sentiment (negative / neutral / positive; 'speech' → positive, 'skip' dropped; "

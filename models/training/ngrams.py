@@ -11,7 +11,7 @@ the threshold (F1-maximising), so nothing here looks at a held-out split.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,10 +28,16 @@ class NgramFit:
     weight: np.ndarray    # float32 [keys, labels]
     bias: np.ndarray      # float32 [labels]
     fitted_labels: list[str]
+    order: int = 3
+    skip: bool = False    # skip-bigrams (token i with token i + 2) among the features
+    special: list[int] = field(default_factory=list)  # ids left out of the n-grams
 
 
-def special_ids(tokenizer) -> list[int]:
-    return sorted({int(i) for i in tokenizer.all_special_ids})
+def special_ids(tokenizer, boundaries: bool = False) -> list[int]:
+    """Token ids the n-grams leave out: every special token, or with ``boundaries`` all but [CLS] and
+    [SEP], so that n-grams such as "[CLS] когда" and "ли [SEP]" tell where the text starts and ends."""
+    keep = {tokenizer.cls_token_id, tokenizer.sep_token_id} if boundaries else set()
+    return sorted({int(i) for i in tokenizer.all_special_ids} - {i for i in keep if i is not None})
 
 
 def _batches(tokenizer, texts: list[str], max_length: int, batch_size: int = 512):
@@ -43,16 +49,17 @@ def _batches(tokenizer, texts: list[str], max_length: int, batch_size: int = 512
         yield start, encoded["input_ids"], encoded.get("attention_mask", torch.ones_like(encoded["input_ids"]))
 
 
-def text_ngrams(tokenizer, texts: list[str], order: int, max_length: int = 256):
+def text_ngrams(tokenizer, texts: list[str], order: int, max_length: int = 256, skip: bool = False,
+                boundaries: bool = False):
     """(row, key, count) arrays over all ``texts``, as the model counts them."""
     import torch
 
     from models.ngram_model import ngram_counts
 
-    specials = torch.tensor(special_ids(tokenizer), dtype=torch.long)
+    specials = torch.tensor(special_ids(tokenizer, boundaries), dtype=torch.long)
     rows, keys, counts = [], [], []
     for start, input_ids, attention in _batches(tokenizer, texts, max_length):
-        r, k, c, real = ngram_counts(input_ids, attention, len(tokenizer), order, specials)
+        r, k, c, real = ngram_counts(input_ids, attention, len(tokenizer), order, specials, skip)
         rows.append(r[real].numpy() + start)
         keys.append(k[real].numpy())
         counts.append(c[real].numpy())
@@ -73,8 +80,12 @@ def _tfidf_matrix(rows, keys, counts, n: int, table: np.ndarray, idf: np.ndarray
 
 
 def fit_ngrams(tokenizer, train: list[Example], labels: list[str], order: int = 3, min_df: int = 2, c: float = 4.0,
-               seed: int = 13, max_length: int = 256, wording_only: tuple[str, ...] = ()) -> NgramFit:
+               seed: int = 13, max_length: int = 256, wording_only: tuple[str, ...] = (), skip: bool = False,
+               boundaries: bool = False) -> NgramFit:
     """TF-IDF over token n-grams + one logistic regression per label (rows where the label is known).
+
+    ``skip`` adds skip-bigrams (token i with token i + 2); ``boundaries`` keeps [CLS] and [SEP] in
+    the n-grams (see ``special_ids``).
 
     The n-gram table and idf come from the training texts as written. Labels in ``wording_only``
     are fitted on the texts with every "?" removed, so their weights read the wording only (the
@@ -85,7 +96,7 @@ def fit_ngrams(tokenizer, train: list[Example], labels: list[str], order: int = 
     from sklearn.linear_model import LogisticRegression
 
     n = len(train)
-    rows, keys, counts = text_ngrams(tokenizer, [e.text for e in train], order, max_length)
+    rows, keys, counts = text_ngrams(tokenizer, [e.text for e in train], order, max_length, skip, boundaries)
     unique, df = np.unique(keys, return_counts=True)  # (row, key) pairs are distinct: counts are document frequencies
     keep = df >= min_df
     table = unique[keep].astype(np.int64)
@@ -93,7 +104,8 @@ def fit_ngrams(tokenizer, train: list[Example], labels: list[str], order: int = 
     x = _tfidf_matrix(rows, keys, counts, n, table, idf)
     x_wording = None
     if wording_only:
-        stripped = text_ngrams(tokenizer, [strip_question_marks(e.text) for e in train], order, max_length)
+        stripped = text_ngrams(tokenizer, [strip_question_marks(e.text) for e in train], order, max_length, skip,
+                               boundaries)
         x_wording = _tfidf_matrix(*stripped, n, table, idf)
     weight = np.zeros((len(table), len(labels)), dtype=np.float32)
     bias = np.zeros(len(labels), dtype=np.float32)
@@ -108,17 +120,18 @@ def fit_ngrams(tokenizer, train: list[Example], labels: list[str], order: int = 
         weight[:, j] = model.coef_[0]
         bias[j] = model.intercept_[0]
         fitted.append(label)
-    return NgramFit(table, idf, weight, bias, fitted)
+    return NgramFit(table, idf, weight, bias, fitted, order, skip, special_ids(tokenizer, boundaries))
 
 
-def to_ngram_model(model, fit: NgramFit, order: int, special: list[int]):
+def to_ngram_model(model, fit: NgramFit):
     """A ``BertNgramForSequenceClassification`` with ``model``'s BERT weights and ``fit`` installed (mix 1.0)."""
     from models.ngram_model import BertNgramConfig, BertNgramForSequenceClassification
 
     settings = model.config.to_dict()
     for key in ("model_type", "architectures", "transformers_version"):
         settings.pop(key, None)
-    config = BertNgramConfig(ngram_order=order, ngram_features=len(fit.keys), ngram_special_ids=special, **settings)
+    config = BertNgramConfig(ngram_order=fit.order, ngram_skip=fit.skip, ngram_features=len(fit.keys),
+                             ngram_special_ids=fit.special, **settings)
     config.architectures = ["BertNgramForSequenceClassification"]
     wide = BertNgramForSequenceClassification(config)
     missing, unexpected = wide.load_state_dict(model.state_dict(), strict=False)
@@ -177,16 +190,17 @@ def choose_mix(model, tokenizer, validation: list[Example], labels: list[str], f
 
 def add_ngram_part(model, tokenizer, train: list[Example], validation: list[Example], labels: list[str],
                    order: int = 3, seed: int = 13, questions_without_marks: bool | str = False,
-                   wording_only: tuple[str, ...] = (), c: float = 4.0):
+                   wording_only: tuple[str, ...] = (), c: float = 4.0, skip: bool = False, boundaries: bool = False):
     """Fit the n-gram part on ``train``, choose mix and thresholds on ``validation``.
 
     Returns (model with the n-gram part, thresholds, report). Thresholds of labels the chooser
     could not set (no validation rows) are None: the caller keeps its own.
     """
-    fit = fit_ngrams(tokenizer, train, labels, order=order, seed=seed, wording_only=wording_only, c=c)
-    wide = to_ngram_model(model, fit, order, special_ids(tokenizer))
+    fit = fit_ngrams(tokenizer, train, labels, order=order, seed=seed, wording_only=wording_only, c=c, skip=skip,
+                     boundaries=boundaries)
+    wide = to_ngram_model(model, fit)
     mix, thresholds, report = choose_mix(wide, tokenizer, validation, labels, fit.fitted_labels, questions_without_marks)
     wide.set_mix(mix)
-    report = {"order": order, "c": c, "features": len(fit.keys), "wording_only": list(wording_only), "mix": dict(zip(labels, mix)),
+    report = {"order": order, "skip": skip, "boundaries": boundaries, "c": c, "features": len(fit.keys), "wording_only": list(wording_only), "mix": dict(zip(labels, mix)),
               "labels": report}
     return wide, thresholds, report

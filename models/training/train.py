@@ -78,6 +78,8 @@ class TrainConfig:
     ngram_order: int = 0  # >= 1: add a token n-gram TF-IDF logistic regression beside the transformer (models/ngram_model.py)
     ngram_wording_only: list[str] = field(default_factory=list)  # labels whose n-gram weights are fitted on "?"-free texts
     ngram_c: float = 4.0  # inverse L2 strength of the n-gram logistic regressions (the TF-IDF baseline's 4)
+    ngram_skip: bool = False  # also skip-bigrams (token i with token i + 2)
+    ngram_boundaries: bool = False  # keep [CLS] / [SEP] in the n-grams: they tell where a text starts and ends
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None, **overrides) -> "TrainConfig":
@@ -541,7 +543,8 @@ def with_ngram_part(config: TrainConfig, model, tokenizer, corpus, thresholds: d
     model, chosen, ngram_report = add_ngram_part(model, tokenizer, corpus.train, corpus.validation, list(config.labels),
                                                  order=config.ngram_order, seed=config.seed,
                                                  questions_without_marks=config.questions_without_marks,
-                                                 wording_only=tuple(config.ngram_wording_only), c=config.ngram_c)
+                                                 wording_only=tuple(config.ngram_wording_only), c=config.ngram_c,
+                                                 skip=config.ngram_skip, boundaries=config.ngram_boundaries)
     thresholds = {label: (chosen.get(label) if chosen.get(label) is not None else thresholds[label]) for label in thresholds}
     report = {**report, **{label: {"f1": entry["f1"]} for label, entry in ngram_report["labels"].items()}}
     ngram_report["seconds"] = round(time.monotonic() - started, 1)
@@ -577,7 +580,8 @@ def add_ngrams_to_checkpoint(config: TrainConfig, model_dir: str | Path, output_
     summary_path = Path(model_dir) / "training_summary.json"
     summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
     summary.update({"ngrams": ngram_report, "thresholds": thresholds, "ngrams_added_to": str(model_dir)})
-    summary.setdefault("config", {})["ngram_order"] = config.ngram_order
+    summary.setdefault("config", {}).update(ngram_order=config.ngram_order, ngram_skip=config.ngram_skip,
+                                            ngram_boundaries=config.ngram_boundaries, ngram_c=config.ngram_c)
     quantize = stored.get("quantize", "none")
     save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary, quantize=quantize)
     if quantize != "none":  # the classifier runs it quantised: thresholds must fit that model, as training does

@@ -38,6 +38,19 @@ def test_ngram_keys_cover_real_tokens_only_and_orders_never_collide():
     assert key_space(120_000, 3) > 0  # vocabularies of the size of e5's cut one (25k) and well above fit
 
 
+def test_skip_bigrams_and_boundary_tokens_get_their_own_keys():
+    vocab = 10
+    ids = torch.tensor([[2, 5, 6, 7, 3, 0], [2, 9, 3, 0, 0, 0]])  # pad 0, cls 2, sep 3
+    mask = (ids != 0).long()
+    keys = ngram_keys(ids, mask, vocab, 2, torch.tensor([0, 3]), skip=True)  # [CLS] kept, [SEP] left out
+    assert key_space(vocab, 2, skip=True) == 10 + 100 + 100
+    # unigrams 2, 5, 6, 7; bigrams 25, 56, 67 (+10); skip-bigrams 26, 57 (+110): nothing reaches past [SEP]
+    assert sorted(k for k in keys[0].tolist() if k >= 0) == sorted([2, 5, 6, 7, 10 + 25, 10 + 56, 10 + 67, 110 + 26, 110 + 57])
+    assert sorted(k for k in keys[1].tolist() if k >= 0) == [2, 9, 10 + 29]  # too short for a skip-bigram
+    short = ngram_keys(ids[:, :2], mask[:, :2], vocab, 3, torch.tensor([0]), skip=True)  # no trigram, no skip fits
+    assert sorted(k for k in short[0].tolist() if k >= 0) == [2, 5, 10 + 25]
+
+
 @pytest.fixture(scope="module")
 def trained(data_dir, tmp_path_factory):  # noqa: F811
     out = tmp_path_factory.mktemp("plain")
@@ -45,12 +58,14 @@ def trained(data_dir, tmp_path_factory):  # noqa: F811
     return out
 
 
-def _independent_tfidf_lr(tokenizer, train_texts, label_rows, label_y, texts, order=3):
+def _independent_tfidf_lr(tokenizer, train_texts, label_rows, label_y, texts, order=3, skip=False, boundaries=False):
     """sklearn's own vectoriser over the same n-grams, computed in plain Python."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     vocab, specials = len(tokenizer), set(tokenizer.all_special_ids)
+    if boundaries:
+        specials -= {tokenizer.cls_token_id, tokenizer.sep_token_id}
 
     def analyse(text):
         ids = [i for i in tokenizer(text or " ", truncation=True, max_length=256)["input_ids"] if i not in specials]
@@ -58,6 +73,8 @@ def _independent_tfidf_lr(tokenizer, train_texts, label_rows, label_y, texts, or
         for n in range(2, order + 1):
             grams += [offset + sum(ids[i + k] * vocab ** (n - 1 - k) for k in range(n)) for i in range(len(ids) - n + 1)]
             offset += vocab ** n
+        if skip:
+            grams += [offset + ids[i] * vocab + ids[i + 2] for i in range(len(ids) - 2)]
         return grams
 
     vectoriser = TfidfVectorizer(analyzer=analyse, sublinear_tf=True, min_df=2, dtype=np.float32)
@@ -66,14 +83,18 @@ def _independent_tfidf_lr(tokenizer, train_texts, label_rows, label_y, texts, or
     return sorted(vectoriser.vocabulary_), model.decision_function(vectoriser.transform(texts))
 
 
-def test_ngram_part_is_sklearn_tfidf_with_logistic_regression(data_dir, trained):  # noqa: F811
+@pytest.mark.parametrize("skip, boundaries", [(False, False), (True, True)])
+def test_ngram_part_is_sklearn_tfidf_with_logistic_regression(data_dir, trained, skip, boundaries):  # noqa: F811
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     corpus = build_corpus(data_dir, seed=13)
     tokenizer = AutoTokenizer.from_pretrained(str(trained))
     plain = AutoModelForSequenceClassification.from_pretrained(str(trained))
     labels = [plain.config.id2label[i] for i in range(plain.config.num_labels)]
-    model, thresholds, report = add_ngram_part(plain, tokenizer, corpus.train, corpus.validation, labels)
+    model, thresholds, report = add_ngram_part(plain, tokenizer, corpus.train, corpus.validation, labels,
+                                               skip=skip, boundaries=boundaries)
+    assert model.config.ngram_skip is skip
+    assert (tokenizer.cls_token_id in model.config.ngram_special_ids) is not boundaries
     assert isinstance(model, BertNgramForSequenceClassification)
     assert report["features"] == model.ngram_keys.numel() > 0
     assert all(0.0 <= m <= 1.0 for m in model.config.ngram_mix)
@@ -81,7 +102,8 @@ def test_ngram_part_is_sklearn_tfidf_with_logistic_regression(data_dir, trained)
     rows = [i for i, e in enumerate(corpus.train) if "toxic" in e.targets]
     texts = [t for s in corpus.held_out for t in s.texts][:40] + ["", "совсем новое слово"]
     table, expected = _independent_tfidf_lr(tokenizer, [e.text for e in corpus.train], rows,
-                                            [corpus.train[i].targets["toxic"] for i in rows], texts)
+                                            [corpus.train[i].targets["toxic"] for i in rows], texts, skip=skip,
+                                            boundaries=boundaries)
     assert model.ngram_keys.tolist() == table
     _, wide = logits_parts(model, tokenizer, texts)
     np.testing.assert_allclose(wide[:, labels.index("toxic")], expected, atol=1e-4)
@@ -182,13 +204,12 @@ def test_large_batches_are_scored_in_chunks_with_the_same_result(data_dir, train
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import models.ngram_model as ngram_model
-    from models.training.ngrams import special_ids, to_ngram_model
+    from models.training.ngrams import to_ngram_model
 
     corpus = build_corpus(data_dir, seed=13)
     tokenizer = AutoTokenizer.from_pretrained(str(trained))
     plain = AutoModelForSequenceClassification.from_pretrained(str(trained))
-    model = to_ngram_model(plain, fit_ngrams(tokenizer, corpus.train, ["question", "negative", "toxic", "positive"]),
-                           3, special_ids(tokenizer))
+    model = to_ngram_model(plain, fit_ngrams(tokenizer, corpus.train, ["question", "negative", "toxic", "positive"]))
     encoded = tokenizer([e.text for e in corpus.validation[:7]], padding=True, return_tensors="pt")
     whole = model.ngram_logits(encoded["input_ids"], encoded["attention_mask"]).detach()
     monkeypatch.setattr(ngram_model, "MAX_ROWS", 2)

@@ -144,6 +144,9 @@ def test_evaluate_writes_reports_with_baselines(data_dir, tmp_path):
         assert 0.0 <= split["model"]["roc_auc"] <= 1.0 and 0.0 <= split["tfidf"]["roc_auc"] <= 1.0
         # a threshold chosen on the split itself can only do as well or better
         assert split["model"]["oracle_f1"] >= split["model"]["f1"] - 1e-9
+        low, high = split["f1_diff_ci95"]
+        assert -1.0 <= low <= high <= 1.0
+    assert "95% bootstrap interval" in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     assert "Ranking, for diagnosis only" in (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     question = next(s for s in saved["splits"] if s["label"] == "question")
     assert "question_rule" in question
@@ -508,3 +511,26 @@ def test_shared_threshold_wins_needs_every_split_of_the_label_at_once():
     assert shared_threshold_wins([a], [0.8], [0.0], grid) == [0.6]
     assert _ranges([0.23, 0.24, 0.25, 0.4]) == [[0.23, 0.25], [0.4, 0.4]]
     assert _ranges([]) == []
+
+
+def test_paired_bootstrap_interval_of_the_f1_difference():
+    from models.training.evaluate import paired_bootstrap_f1_diff
+    from models.training.metrics import precision_recall_f1
+
+    gold = [1] * 100 + [0] * 300
+    same = [1] * 60 + [0] * 40 + [1] * 20 + [0] * 280
+    assert paired_bootstrap_f1_diff(gold, same, same) == [0.0, 0.0]  # paired: identical predictions never differ
+    # the model catches 20 more positives than the baseline, the rest identical: every resample favours it
+    better = [1] * 80 + [0] * 20 + [1] * 20 + [0] * 280
+    low, high = paired_bootstrap_f1_diff(gold, better, same)
+    point = precision_recall_f1(gold, better)["f1"] - precision_recall_f1(gold, same)["f1"]
+    assert 0 < low < point < high
+    assert paired_bootstrap_f1_diff(gold, same, better) == [-high, -low]  # the same draws, sign flipped
+    # a model that trades recall for precision against the baseline: the interval straddles 0
+    other = [1] * 70 + [0] * 30 + [1] * 31 + [0] * 269
+    low, high = paired_bootstrap_f1_diff(gold, other, same)
+    assert low < 0 < high
+    # fixed seed: the same interval every time; a narrower level gives a narrower interval
+    assert paired_bootstrap_f1_diff(gold, other, same) == [low, high]
+    narrow = paired_bootstrap_f1_diff(gold, other, same, level=0.5)
+    assert low < narrow[0] < narrow[1] < high
