@@ -13,7 +13,7 @@ TORCH  ?= torch==2.13.0
 SYSTEM_PACKAGES := prometheus prometheus-alertmanager
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv system-deps bench lint clean help
+.PHONY: demo test venv system-deps bench clean help
 
 help:
 	@echo "make demo   - run Dozor on the bundled sample, live in the terminal (Ctrl-C stops)"

@@ -121,9 +121,10 @@ def test_ngram_order_in_training_writes_a_checkpoint_that_loads_everywhere(data_
     from transformers import pipeline
 
     out = tmp_path / "wide"
-    summary = train_default(tiny_config(data_dir, epochs=2, ngram_order=3), out)
+    # the shipped model's n-gram settings: [CLS]/[SEP] kept, skip-bigrams
+    summary = train_default(tiny_config(data_dir, epochs=2, ngram_order=3, ngram_skip=True, ngram_boundaries=True), out)
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert config["model_type"] == "dozor-bert-ngram" and config["ngram_order"] == 3
+    assert config["model_type"] == "dozor-bert-ngram" and config["ngram_order"] == 3 and config["ngram_skip"] is True
     # the checkpoint carries its modeling code for plain transformers (trust_remote_code=True)
     assert config["auto_map"]["AutoModelForSequenceClassification"] == "ngram_model.BertNgramForSequenceClassification"
     import models.ngram_model as source
@@ -134,6 +135,9 @@ def test_ngram_order_in_training_writes_a_checkpoint_that_loads_everywhere(data_
 
     clf = TextClassifier.load(out)
     assert isinstance(clf.model, BertNgramForSequenceClassification)
+    tokenizer = clf.tokenizer
+    assert tokenizer.cls_token_id not in config["ngram_special_ids"] and tokenizer.sep_token_id not in config["ngram_special_ids"]
+    assert tokenizer.pad_token_id in config["ngram_special_ids"]
     texts = ["Когда починят дорогу на Садовой?", "Заткнись, дебил, с Садовой", "Спасибо за ремонт на Садовой!"]
     ours = clf.predict(texts)
     assert ours[1]["toxic"] > ours[2]["toxic"]
