@@ -53,8 +53,8 @@ def key_space(vocab_size: int, order: int, skip: bool = False) -> int:
     must fit in int64)."""
     total = sum(vocab_size ** n for n in range(1, order + 1)) + (vocab_size ** 2 if skip else 0)
     if total * MAX_ROWS >= 2 ** 63:
-        raise ValueError(f"a vocabulary of {vocab_size} with n-grams up to {order} does not fit int64 keys: "
-                         "use a lower ngram_order")
+        raise ValueError(f"a vocabulary of {vocab_size} with n-grams up to {order}"
+                         f"{' and skip-bigrams' if skip else ''} does not fit int64 keys: use a lower ngram_order")
     return total
 
 

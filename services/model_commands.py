@@ -120,8 +120,11 @@ def register(subparsers) -> None:
         description="Fit a TF-IDF logistic regression over the token unigrams, bigrams and trigrams of the "
                     "checkpoint's own tokenizer on the config's training split, put it beside the transformer "
                     "(models/ngram_model.py: the two logits are mixed per label), choose the mix and the thresholds "
-                    "per label on the validation split, and write the new checkpoint to --output. The config's "
-                    "`ngram_order` does the same at the end of `dozor model train`. Held-out splits are not used.",
+                    "per label on the validation split, and write the new checkpoint to --output. The config also "
+                    "says whether [CLS]/[SEP] stay in the n-grams (`ngram_boundaries`), whether skip-bigrams are "
+                    "added (`ngram_skip`) and the regularisation (`ngram_c`); the default config has the shipped "
+                    "model's settings. The config's `ngram_order` does the same at the end of `dozor model train`. "
+                    "Held-out splits are not used.",
     )
     ngrams.add_argument("--model", type=Path, required=True, help="trained checkpoint without an n-gram part")
     ngrams.add_argument("--output", type=Path, required=True, help="where to write the new checkpoint")
