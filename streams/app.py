@@ -50,12 +50,15 @@ from streams.normalize.vk import normalize_vk_bytes
 from streams.pages import PageRegistry
 from streams.topics import TopicNames
 from streams.track import PageRecord, PageView, TrackingPolicy, apply_event, effect_flags
-from streams.track import page_view, sweep
+from streams.track import page_view, sweep, sweep_time
 from streams.tracking.effects import QuestionAnswered
 
 log = logging.getLogger(__name__)
 
 TICK_KEY = b"__tick__"
+#: Header of every canonical event: the raw topic and partition it was normalised from
+#: ("topic:partition"), so ticks sweep a page only as far as its own input has got (sweep_time).
+SOURCE_HEADER = "dozor-source"
 #: An event dated further than this into the future does not move the stream clock.
 MAX_CLOCK_SKEW_SECONDS = 300.0
 #: How long event ids (and sent flag ids) are remembered for de-duplication.
@@ -119,6 +122,14 @@ class Classifier(Protocol):
     def labels_above(self, scores: dict[str, float]) -> list[str]: ...
 
 
+def source_of(event) -> str | None:
+    """The input a canonical event was normalised from (its SOURCE_HEADER), or None."""
+    value = (getattr(event, "headers", None) or {}).get(SOURCE_HEADER)
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def broker_url(bootstrap: str) -> str:
     return ";".join(f"kafka://{server.strip()}" for server in bootstrap.split(",") if server)
 
@@ -153,6 +164,8 @@ class DozorStreams:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier")
         self.views: dict[str, PageView] = {}
         self.clock: dict[int, float] = {}
+        #: events partition -> input ("raw topic:partition") -> newest event time read from it
+        self.source_clocks: dict[int, dict[str, float]] = {}
         self.last_event_wall: dict[int, float] = {}
         self.started_wall = wall_clock()
         self.ticks = 0
@@ -239,7 +252,10 @@ class DozorStreams:
                 log.warning("dead letter %s at %s:%s", error, event.message.partition,
                             event.message.offset)
                 continue
-            await self.events.send(key=canonical.page_id.encode(), value=canonical.to_json())
+            await self.events.send(
+                key=canonical.page_id.encode(), value=canonical.to_json(),
+                headers={SOURCE_HEADER: f"{event.message.topic}:{event.message.partition}".encode()},
+            )
 
     # --- agent: classify, flag, track -----------------------------------------------------------
 
@@ -316,6 +332,11 @@ class DozorStreams:
     ) -> None:
         m = self.metrics
         partition, offset = source.message.partition, source.message.offset
+        origin = source_of(source)
+        if origin is not None and event.created_at:
+            # Every message read counts, repeats too: the input has got this far, in order.
+            clocks = self.source_clocks.setdefault(partition, {})
+            clocks[origin] = max(clocks.get(origin, 0.0), event.created_at)
         if self._repeat(event, source, out.seen) != NEW:
             m.duplicates.inc()
             return
@@ -345,28 +366,38 @@ class DozorStreams:
                 m.answer_seconds.labels(platform=effect.platform).observe(effect.response_seconds)
         flags.extend(effect_flags(effects, page, now))
         record.applied = (partition, offset)
-        self._mark_dirty(record, source, now)
+        if origin is not None:
+            record.source = origin
+        # Its view (metrics) at the time the page's own input has reached, as a tick would show it.
+        self._mark_dirty(record, source, sweep_time(now, False, record.source,
+                                                    self.source_clocks.get(partition, {})))
         self._queue_flags(flags, partition, now, source, out)
 
     def _handle_tick(self, tick: Tick, source, out: BatchOutput) -> None:
         partition = source.message.partition
         idle_since = self.last_event_wall.get(partition, self.started_wall)
-        if tick.force or tick.at - idle_since >= self.config.clock_idle_seconds:
+        trusted = tick.force or tick.at - idle_since >= self.config.clock_idle_seconds
+        if trusted:
             now = self._advance_clock(partition, tick.at, from_wall=True)
         else:
             now = self._clock_of(partition)
         if self.clock_table.get(str(partition)) != now:
             out.clocks[partition] = (now, source)
         self._load_partition(partition)
+        clocks = self.source_clocks.get(partition, {})
         for page_id, record in list(self.records.items()):
             if record.partition != partition:
                 continue
-            effects = sweep(record, now)
+            at = sweep_time(now, trusted, record.source, clocks)
+            effects = sweep(record, at) if at > 0 else []
             if effects:
-                self._mark_dirty(record, source, now)
-                self._queue_flags(effect_flags(effects, self._page(page_id), now),
-                                  partition, now, source, out)
-            self.views[page_id] = page_view(record, now)
+                self._mark_dirty(record, source, at)
+                self._queue_flags(effect_flags(effects, self._page(page_id), at),
+                                  partition, at, source, out)
+            if at > 0:
+                self.views[page_id] = page_view(record, at)
+            else:  # nothing read from the page's input yet: show it, with nothing overdue
+                self.views.setdefault(page_id, page_view(record, 0.0))
         self.metrics.stream_time.set(max(self.clock.values(), default=0.0))
         self.ticks += 1
         if self.ticks % PRUNE_EVERY_TICKS == 0:
@@ -470,6 +501,7 @@ class DozorStreams:
         self.loaded_partitions -= partitions
         for partition in partitions:
             self.clock.pop(partition, None)
+            self.source_clocks.pop(partition, None)
 
     def _clock_of(self, partition: int) -> float:
         if partition not in self.clock:

@@ -49,6 +49,9 @@ class PageRecord:
     #: same table value as the state, so a message re-read after a crash is recognised exactly
     #: when its effect on the state was stored (streams/dedup.py).
     applied: tuple[int, int] | None = None
+    #: The input the page's events come from (raw topic and partition, e.g. "dozor.raw.vk:2"):
+    #: how far that input has got decides how far a clock tick may sweep the page (sweep_time).
+    source: str | None = None
 
     @classmethod
     def new(cls, page_id: str, partition: int, policy: TrackingPolicy) -> PageRecord:
@@ -62,12 +65,13 @@ class PageRecord:
             int(value["partition"]),
             {**{o: 0 for o in QUESTION_OUTCOMES}, **value.get("counts", {})},
             (int(applied[0]), int(applied[1])) if applied else None,
+            value.get("source"),
         )
 
     def to_value(self) -> dict[str, Any]:
         return {
             "state": self.state.to_dict(), "partition": self.partition, "counts": self.counts,
-            "applied": list(self.applied) if self.applied else None,
+            "applied": list(self.applied) if self.applied else None, "source": self.source,
         }
 
 
@@ -103,6 +107,25 @@ def apply_event(
     )
     count_outcomes(record, effects)
     return effects
+
+
+def sweep_time(now: float, trusted: bool, source: str | None, source_clocks: dict[str, float]) -> float:
+    """How far a clock tick may sweep a page whose partition clock reads `now`.
+
+    The partition clock is the newest event time of *any* page in the partition. Pages reach a
+    partition from several inputs (raw partitions, normalised in parallel), and after a restart
+    or a backlog one input can be hours ahead of another: sweeping every page at `now` would
+    flag a question whose answer is still waiting in the slower input. So a tick sweeps a page
+    only as far as the newest event time seen from the page's own input (`source_clocks`); its
+    events are read in order, so everything before that time has been applied.
+
+    `trusted`: the time is known to be complete for every input (a forced tick from `dozor
+    replay --advance-clock-to`, or the wall clock of an idle partition), so `now` holds. A page
+    whose input is unknown (events without the source header) is swept at `now`, as before.
+    """
+    if trusted or source is None:
+        return now
+    return min(now, source_clocks.get(source, 0.0))
 
 
 def sweep(record: PageRecord, now: float) -> list[Effect]:

@@ -220,3 +220,67 @@ def test_crash_and_recovery_gives_the_same_flags_and_metrics(uninterrupted, inte
     ) == sorted((f["page_id"], f["item_id"], f["reason"]) for f in flags), "a flag lost or repeated"
     assert len({f["flag_id"] for f in flags_after_crash}) == len(flags_after_crash)
     assert flatten(metrics_after_crash) == flatten(metrics)
+
+
+def test_a_tick_does_not_sweep_a_page_past_its_own_input(kafka_bootstrap, scenario_model, expected,
+                                                         tmp_path):
+    """The failure the crash test caught now and then, made deterministic.
+
+    After a restart the worker normalises each raw partition's backlog in turn, so one events
+    partition can hold page A's afternoon before page B's morning. Here, written straight into
+    events partition 0 with their inputs in the source header: B's question (raw:1, Wed 09:30,
+    due 13:30), A's comment (raw:0, Wed 15:40), a pause in which clock ticks arrive (the
+    partition clock reads 15:40), then B's answer (raw:1, Wed 10:05). Sweeping B at the
+    partition clock flagged the answered question overdue; B may only be swept as far as
+    raw:1 has got.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    from streams.app import SOURCE_HEADER
+    from streams.normalize.vk import normalize_vk_bytes
+
+    run = ScenarioRun(kafka_bootstrap, scenario_model, tmp_path)
+    lines = read_lines(SCENARIO / "events.jsonl")
+    canonical = {}
+    for line in lines:
+        event = normalize_vk_bytes(line)
+        canonical[(event.page_id, event.item_id, event.action)] = event
+    question = canonical[("vk:-2000003", "3004", "new")]
+    answer = canonical[("vk:-2000003", "3007", "new")]
+    other = canonical[("vk:-2000001", "1007", "new")]
+    assert question.created_at < answer.created_at < question.created_at + 3600 < other.created_at
+    events_topic = f"{run.prefix}.events"
+
+    async def send(items: list[tuple]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for event, origin in items:
+                await producer.send_and_wait(events_topic, value=event.to_json(), key=event.page_id.encode(),
+                                             partition=0, headers=[(SOURCE_HEADER, origin.encode())])
+        finally:
+            await producer.stop()
+
+    try:
+        worker = run.start_worker()
+        run.replay(lines[:1])  # the school's first post, through the raw topic: the topics exist now
+        wait_for(lambda: sum(metric_samples(worker.metrics(), "dozor_events_total").values()) >= 1,
+                 timeout=60, message="the worker read its first event")
+        asyncio.run(send([(question, "raw:1"), (other, "raw:0")]))
+        wait_for(lambda: sum(metric_samples(worker.metrics(), "dozor_events_total").values()) >= 3,
+                 timeout=60, message="B's question and A's comment applied")
+        time.sleep(3.0)  # six sweep intervals: ticks arrive with the partition clock at 15:40
+        asyncio.run(send([(answer, "raw:1")]))
+        asyncio.run(advance_clock(kafka_bootstrap, events_topic, expected["end_at"]))
+
+        def answered():
+            samples = metric_samples(worker.metrics(), "dozor_questions_total")
+            return samples.get((("outcome", "answered_in_time"), ("page_id", "vk:-2000003")), 0) >= 1
+
+        wait_for(answered, timeout=60, message="B's answer applied")
+        flags = consume_json(kafka_bootstrap, f"{run.prefix}.flags", timeout=3)
+        assert not [f for f in flags if f["reason"] == "unanswered_question"], flags
+        samples = metric_samples(worker.metrics(), "dozor_questions_total")
+        assert samples.get((("outcome", "answered_late"), ("page_id", "vk:-2000003")), 0) == 0
+    finally:
+        run.stop()
