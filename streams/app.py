@@ -333,9 +333,9 @@ class DozorStreams:
         m = self.metrics
         partition, offset = source.message.partition, source.message.offset
         origin = source_of(source)
+        clocks = self.source_clocks.setdefault(partition, {})
         if origin is not None and event.created_at:
             # Every message read counts, repeats too: the input has got this far, in order.
-            clocks = self.source_clocks.setdefault(partition, {})
             clocks[origin] = max(clocks.get(origin, 0.0), event.created_at)
         if self._repeat(event, source, out.seen) != NEW:
             m.duplicates.inc()
@@ -369,8 +369,7 @@ class DozorStreams:
         if origin is not None:
             record.source = origin
         # Its view (metrics) at the time the page's own input has reached, as a tick would show it.
-        self._mark_dirty(record, source, sweep_time(now, False, record.source,
-                                                    self.source_clocks.get(partition, {})))
+        self._mark_dirty(record, source, sweep_time(now, False, record.source, clocks))
         self._queue_flags(flags, partition, now, source, out)
 
     def _handle_tick(self, tick: Tick, source, out: BatchOutput) -> None:

@@ -201,6 +201,6 @@ def add_ngram_part(model, tokenizer, train: list[Example], validation: list[Exam
     wide = to_ngram_model(model, fit)
     mix, thresholds, report = choose_mix(wide, tokenizer, validation, labels, fit.fitted_labels, questions_without_marks)
     wide.set_mix(mix)
-    report = {"order": order, "skip": skip, "boundaries": boundaries, "c": c, "features": len(fit.keys), "wording_only": list(wording_only), "mix": dict(zip(labels, mix)),
-              "labels": report}
+    report = {"order": order, "skip": skip, "boundaries": boundaries, "c": c, "features": len(fit.keys),
+              "wording_only": list(wording_only), "mix": dict(zip(labels, mix)), "labels": report}
     return wide, thresholds, report
