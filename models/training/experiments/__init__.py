@@ -1,0 +1,1 @@
+"""Validation-only research scripts behind model card rows; not imported by the product."""
