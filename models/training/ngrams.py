@@ -68,6 +68,16 @@ def text_ngrams(tokenizer, texts: list[str], order: int, max_length: int = 256, 
     return np.concatenate(rows), np.concatenate(keys), np.concatenate(counts)
 
 
+def tfidf_table(keys: np.ndarray, n: int, min_df: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted n-gram table (keys seen in at least ``min_df`` of ``n`` texts) and its smooth idf.
+
+    ``keys`` come from ``text_ngrams``, whose (row, key) pairs are distinct, so a key's count is its
+    document frequency."""
+    unique, df = np.unique(keys, return_counts=True)
+    keep = df >= min_df
+    return unique[keep].astype(np.int64), (np.log((1 + n) / (1 + df[keep])) + 1).astype(np.float32)
+
+
 def _tfidf_matrix(rows, keys, counts, n: int, table: np.ndarray, idf: np.ndarray):
     """Rows of sublinear-tf x idf over ``table`` (keys outside it dropped), l2-normalised, as csr."""
     from scipy.sparse import csr_matrix
@@ -97,10 +107,7 @@ def fit_ngrams(tokenizer, train: list[Example], labels: list[str], order: int = 
 
     n = len(train)
     rows, keys, counts = text_ngrams(tokenizer, [e.text for e in train], order, max_length, skip, boundaries)
-    unique, df = np.unique(keys, return_counts=True)  # (row, key) pairs are distinct: counts are document frequencies
-    keep = df >= min_df
-    table = unique[keep].astype(np.int64)
-    idf = (np.log((1 + n) / (1 + df[keep])) + 1).astype(np.float32)
+    table, idf = tfidf_table(keys, n, min_df)
     x = _tfidf_matrix(rows, keys, counts, n, table, idf)
     x_wording = None
     if wording_only:
@@ -154,6 +161,23 @@ def logits_parts(model, tokenizer, texts: list[str], max_length: int = 256, batc
     return np.concatenate(deep), np.concatenate(wide)
 
 
+def best_mix(deep, wide, gold: list[int]) -> tuple[float, float, float, dict[str, float]]:
+    """(F1, transformer share, threshold, F1 per share) of the mix of one label's logits with the best F1.
+
+    ``deep`` and ``wide`` are that label's transformer and n-gram logits of the texts whose gold values
+    are ``gold``; for each share in ``MIX_GRID`` the F1-maximising threshold is taken. Ties go to the
+    larger transformer share."""
+    best, grid = None, {}
+    for w in MIX_GRID:
+        scores = [1 / (1 + math.exp(-(w * float(d) + (1 - w) * float(n)))) for d, n in zip(deep, wide)]
+        threshold = best_threshold(gold, scores)
+        f1 = precision_recall_f1(gold, [int(s >= threshold) for s in scores])["f1"]
+        grid[str(w)] = round(f1, 4)
+        if best is None or f1 >= best[0] - 1e-12:
+            best = (f1, w, threshold)
+    return (*best, grid)
+
+
 def choose_mix(model, tokenizer, validation: list[Example], labels: list[str], fitted: list[str],
                questions_without_marks: bool | str = False) -> tuple[list[float], dict[str, float], dict]:
     """Per label, the mix (share of the transformer's logit) and threshold with the best validation F1.
@@ -173,18 +197,10 @@ def choose_mix(model, tokenizer, validation: list[Example], labels: list[str], f
             continue
         label_texts, gold = sets[label]
         rows = [index[t] for t in label_texts]
-        best = None
-        grid = {}
-        for w in MIX_GRID:
-            scores = [1 / (1 + math.exp(-(w * deep[r, j] + (1 - w) * wide[r, j]))) for r in rows]
-            threshold = best_threshold(gold, scores)
-            f1 = precision_recall_f1(gold, [int(s >= threshold) for s in scores])["f1"]
-            grid[str(w)] = round(f1, 4)
-            if best is None or f1 >= best[0] - 1e-12:
-                best = (f1, w, threshold)
-        mix.append(best[1])
-        thresholds[label] = best[2]
-        report[label] = {"mix": best[1], "threshold": best[2], "f1": round(best[0], 4), "f1_by_mix": grid}
+        f1, share, threshold, grid = best_mix(deep[rows, j], wide[rows, j], gold)
+        mix.append(share)
+        thresholds[label] = threshold
+        report[label] = {"mix": share, "threshold": threshold, "f1": round(f1, 4), "f1_by_mix": grid}
     return mix, thresholds, report
 
 

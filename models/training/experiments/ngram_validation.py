@@ -96,7 +96,7 @@ class Harness:
         return unique // space, unique % space, counts
 
     def matrices(self, blocks):
-        from models.training.ngrams import _tfidf_matrix, text_ngrams
+        from models.training.ngrams import _tfidf_matrix, text_ngrams, tfidf_table
 
         def features(texts):
             r, k, c = text_ngrams(self.tok, texts, 3, 256, skip=True, boundaries=True)
@@ -107,9 +107,7 @@ class Harness:
 
         n = len(self.train_texts)
         r, k, c = features(self.train_texts)
-        unique, df = np.unique(k, return_counts=True)
-        table = unique[df >= 2].astype(np.int64)
-        idf = (np.log((1 + n) / (1 + df[df >= 2])) + 1).astype(np.float32)
+        table, idf = tfidf_table(k, n)
         return (_tfidf_matrix(r, k, c, n, table, idf),
                 _tfidf_matrix(*features(self.all_val), len(self.all_val), table, idf), len(table))
 
@@ -117,21 +115,14 @@ class Harness:
         """(best validation F1, mix, threshold, ROC AUC on the "?"-free question rows) as ``choose_mix``."""
         from sklearn.metrics import roc_auc_score
 
-        from models.training.metrics import best_threshold, precision_recall_f1
-        from models.training.ngrams import MIX_GRID
+        from models.training.ngrams import best_mix
 
         texts, gold = self.sets[label]
         idx = [self.index[t] for t in texts]
-        best = None
-        for w in MIX_GRID:
-            scores = list(1 / (1 + np.exp(-(w * self.deep[idx, j] + (1 - w) * wide[idx]))))
-            threshold = best_threshold(gold, scores)
-            f1 = precision_recall_f1(gold, [int(s >= threshold) for s in scores])["f1"]
-            if best is None or f1 >= best[0] - 1e-12:
-                best = (f1, w, threshold)
+        f1, mix, threshold, _ = best_mix(self.deep[idx, j], wide[idx], gold)
         s = len(self.val_texts)
-        auc = roc_auc_score(self.no_marks[1], best[1] * self.deep[s:, j] + (1 - best[1]) * wide[s:])
-        return best[0], best[1], best[2], auc
+        auc = roc_auc_score(self.no_marks[1], mix * self.deep[s:, j] + (1 - mix) * wide[s:])
+        return f1, mix, threshold, auc
 
     def fit(self, x, rows, y, c):
         from sklearn.linear_model import LogisticRegression
