@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # The CPU wheel of this torch version lies on the build machines' disk; any other version
 # would download several GB of CUDA libraries.
 TORCH  ?= torch==2.13.0
-SYSTEM_PACKAGES := prometheus prometheus-alertmanager
+SYSTEM_PACKAGES := prometheus prometheus-alertmanager chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: demo test venv system-deps bench clean help
@@ -30,10 +30,11 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[test]" --config-settings editable_mode=compat
 	touch $(STAMP)
 
-# promtool, amtool, prometheus and alertmanager for the monitoring tests (Debian packages).
+# promtool, amtool, prometheus and alertmanager for the monitoring tests, chromium and its
+# driver for the moderation UI's browser tests (Debian packages).
 system-deps:
 	@missing=""; \
-	for bin in promtool prometheus amtool prometheus-alertmanager; do \
+	for bin in promtool prometheus amtool prometheus-alertmanager chromium chromedriver; do \
 	  command -v $$bin >/dev/null || missing="$$missing $$bin"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing $(SYSTEM_PACKAGES) (missing:$$missing)"; \

@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read the metrics of one or more running workers and show open and "
         "overdue questions, the oldest waiting question and the negative share per page.",
     )
+    pages.add_argument("action", nargs="?", choices=["check"], default=None,
+                       help="check: call each platform once per registered page and print "
+                       "which connector, token and secret work, and why not")
     pages.add_argument("--metrics-url", action="append", default=None,
                        help="worker /metrics URL; repeat for several workers "
                        "(default: http://127.0.0.1:DOZOR_METRICS_PORT/metrics)")
@@ -115,8 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     settings.set_defaults(handler=cmd_settings)
 
     from services import model_commands
+    from services.ingest import commands as ingest_commands
+    from services.moderation import commands as moderation_commands
 
     model_commands.register(sub)
+    ingest_commands.register(sub)
+    moderation_commands.register(sub)
     return parser
 
 
@@ -235,6 +242,10 @@ def cmd_classify(args) -> int:
 
 
 def cmd_pages(args) -> int:
+    if args.action == "check":
+        from services.ingest.check import run_check
+
+        return run_check(load_settings(), args)
     from rich.console import Console
 
     from services.pages_view import page_rows, pages_table, scrape

@@ -48,6 +48,20 @@ class Settings(BaseSettings):
     topic_dead_letters: str = Field(
         "dozor.dead-letters", description="Malformed payloads with the reason and original bytes."
     )
+    topic_flag_updates: str = Field(
+        "dozor.flag-updates",
+        description="What happened to a flagged item since its flag (answered by the page, "
+        "edited, deleted, spike ended), keyed by page; the moderation queue applies them.",
+    )
+    topic_feedback: str = Field(
+        "dozor.feedback",
+        description="Moderators' «модель ошиблась» corrections (text and the right labels).",
+    )
+    topic_ingest_cursors: str = Field(
+        "dozor.ingest-cursors",
+        description="Compacted topic with the connectors' cursors (VK poll position per page, "
+        "Telegram update offset), so a restarted connector resumes exactly.",
+    )
     broker_session_timeout_seconds: float = Field(
         10.0, description="Consumer group session timeout; the group join takes about half."
     )
@@ -143,3 +157,62 @@ class Settings(BaseSettings):
     # --- metrics ----------------------------------------------------------------------------
     metrics_host: str = Field("0.0.0.0", description="Address of the /metrics endpoint.")
     metrics_port: int = Field(9464, description="Port of the /metrics endpoint; 0 = any free.")
+
+    # --- connectors (dozor ingest ...) ------------------------------------------------------
+    secrets_file: Path | None = Field(
+        None,
+        description="YAML or .env-style file of secrets (`NAME: value`) that the page registry "
+        "names by `*_env` fields; the environment wins over the file. Secrets are never logged.",
+    )
+    ingest_metrics_port: int = Field(
+        9465, description="Port of a connector's /metrics endpoint (on DOZOR_METRICS_HOST)."
+    )
+    vk_callback_host: str = Field("0.0.0.0", description="Address of the VK Callback API server.")
+    vk_callback_port: int = Field(8081, description="Port of the VK Callback API server.")
+    vk_callback_max_body_bytes: int = Field(
+        262144, description="Largest callback request body accepted; larger ones get 413."
+    )
+    vk_api_url: str = Field("https://api.vk.com/method", description="VK API base URL.")
+    vk_api_version: str = Field("5.199", description="VK API version sent with every call.")
+    vk_poll_interval_seconds: float = Field(
+        60.0, description="Pause between two polling rounds over all pages of `dozor ingest vk-poll`."
+    )
+    vk_requests_per_second: float = Field(
+        3.0,
+        description="Default request rate per VK token (VK allows 3/s for user and service "
+        "tokens); a page registry entry may set `vk_rate` for its token.",
+    )
+    telegram_bot_token: str | None = Field(
+        None,
+        description="Telegram bot token for `dozor ingest telegram` (the bot is an admin of "
+        "each channel and a member of its discussion group). Unset: the connector does not start.",
+    )
+    telegram_api_url: str = Field("https://api.telegram.org", description="Telegram Bot API base URL.")
+    telegram_poll_timeout_seconds: int = Field(
+        25, description="Long-polling timeout of getUpdates."
+    )
+
+    # --- moderation (dozor moderation) -------------------------------------------------------
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the moderation store, e.g. "
+        "`postgresql+psycopg://dozor:…@postgres/dozor`. Unset: a SQLite file "
+        "`moderation.sqlite3` in DOZOR_DATA_DIR.",
+    )
+    moderation_host: str = Field("127.0.0.1", description="Address of the moderation web UI and API.")
+    moderation_port: int = Field(8080, description="Port of the moderation web UI and API; 0 = any free.")
+    moderation_group: str = Field(
+        "dozor-moderation", description="Kafka consumer group of the moderation service."
+    )
+    moderation_cookie_secure: bool = Field(
+        True,
+        description="Mark session cookies Secure (HTTPS only; browsers accept them on "
+        "http://localhost too). Turn off only behind plain HTTP on a trusted network.",
+    )
+    moderation_session_hours: float = Field(12.0, description="A login session expires after this.")
+    moderation_login_attempts_per_minute: int = Field(
+        5, description="Failed logins allowed per login name and per client address a minute."
+    )
+    moderation_thread_retention_days: float = Field(
+        30.0, description="Days the moderation store keeps the events around flagged items."
+    )

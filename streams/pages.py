@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 DEADLINE_MODES = ("working", "plain")
+CONNECTORS = ("vk-callback", "vk-poll", "telegram")
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,18 @@ class Page:
     category: str
     answer_deadline_hours: float | None = None
     deadline_mode: str = "working"
+    #: how Dozor reads the page: vk-callback, vk-poll or telegram (None: not read live)
+    connector: str | None = None
+    #: VK Callback API: the confirmation string VK shows in the community's settings
+    vk_confirmation: str | None = None
+    #: VK Callback API: name of the secret (environment / secrets file) holding the secret key
+    vk_secret_env: str | None = None
+    #: VK polling: name of the secret holding the service or user token
+    vk_token_env: str | None = None
+    #: VK polling: requests per second allowed for this page's token (default from settings)
+    vk_rate: float | None = None
+    #: Telegram: chat id of the channel's linked discussion group (where comments live)
+    telegram_discussion_id: int | None = None
 
 
 class PageRegistryError(ValueError):
@@ -56,6 +69,14 @@ class PageRegistry:
             municipality="не указано",
             category="не указано",
         )
+
+    def telegram_discussions(self) -> dict[int, int]:
+        """Discussion group chat id -> channel chat id, for the Telegram pages that have one."""
+        return {
+            page.telegram_discussion_id: int(page.page_id.split(":", 1)[1])
+            for page in self._pages.values()
+            if page.platform == "telegram" and page.telegram_discussion_id is not None
+        }
 
     @classmethod
     def load(cls, path: str | Path | None) -> PageRegistry:
@@ -104,6 +125,19 @@ def _page_from_row(row: object, path: Path, number: int) -> Page:
     mode = str(row.get("deadline_mode") or "working").strip()
     if mode not in DEADLINE_MODES:
         raise PageRegistryError(f"{where}: deadline_mode must be one of {DEADLINE_MODES}")
+    connector = _optional_str(row, "connector")
+    if connector is not None and connector not in CONNECTORS:
+        raise PageRegistryError(f"{where}: connector must be one of {CONNECTORS}")
+    try:
+        vk_rate = float(row["vk_rate"]) if row.get("vk_rate") not in (None, "") else None
+        discussion = row.get("telegram_discussion_id")
+        discussion_id = int(discussion) if discussion not in (None, "") else None
+    except (TypeError, ValueError):
+        raise PageRegistryError(
+            f"{where}: vk_rate must be a number and telegram_discussion_id an integer chat id"
+        ) from None
+    if vk_rate is not None and vk_rate <= 0:
+        raise PageRegistryError(f"{where}: vk_rate must be positive")
     return Page(
         page_id=page_id,
         platform=str(row.get("platform") or page_id.split(":", 1)[0]),
@@ -112,4 +146,17 @@ def _page_from_row(row: object, path: Path, number: int) -> Page:
         category=str(row.get("category") or "не указано"),
         answer_deadline_hours=deadline_hours,
         deadline_mode=mode,
+        connector=connector,
+        vk_confirmation=_optional_str(row, "vk_confirmation"),
+        vk_secret_env=_optional_str(row, "vk_secret_env"),
+        vk_token_env=_optional_str(row, "vk_token_env"),
+        vk_rate=vk_rate,
+        telegram_discussion_id=discussion_id,
     )
+
+
+def _optional_str(row: dict, name: str) -> str | None:
+    value = row.get(name)
+    if value in (None, ""):
+        return None
+    return str(value).strip()

@@ -19,11 +19,12 @@ class TopicNames:
     classified: str = "dozor.classified"
     flags: str = "dozor.flags"
     dead_letters: str = "dozor.dead-letters"
+    flag_updates: str = "dozor.flag-updates"
 
     def all(self) -> list[str]:
         return [
             self.raw_vk, self.raw_telegram, self.events, self.classified, self.flags,
-            self.dead_letters,
+            self.dead_letters, self.flag_updates,
         ]
 
 

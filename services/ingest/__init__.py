@@ -1,0 +1,1 @@
+"""Connectors: platform APIs → raw payloads, unchanged, into the raw topics (keyed by page)."""
