@@ -15,6 +15,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
+from streams.ticks import TICK_KEY, tick_message
+
 
 @dataclass
 class ReplayReport:
@@ -25,7 +27,9 @@ class ReplayReport:
 
 
 def payload_key(line: bytes) -> bytes | None:
-    """The partition key of a raw VK payload: its community id; None when unreadable."""
+    """The partition key of a raw VK payload: its page id (`vk:-<community id>`, as the live
+    connectors key it), so replayed and live payloads of a page share a raw partition; None
+    when unreadable."""
     try:
         data = json.loads(line)
     except ValueError:
@@ -36,7 +40,7 @@ def payload_key(line: bytes) -> bytes | None:
         if group is None and isinstance(obj, dict) and isinstance(obj.get("owner_id"), int):
             group = abs(obj["owner_id"])
         if isinstance(group, int):
-            return str(abs(group)).encode()
+            return f"vk:-{abs(group)}".encode()
     return None
 
 
@@ -115,8 +119,6 @@ async def advance_clock(bootstrap: str, events_topic: str, at: float) -> int:
 
     Closes a replayed period: deadlines up to `at` pass as if the period had been lived.
     """
-    from streams.app import TICK_KEY, tick_message
-
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:

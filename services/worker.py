@@ -29,6 +29,7 @@ def topic_names(settings: Settings) -> TopicNames:
         classified=settings.topic_classified,
         flags=settings.topic_flags,
         dead_letters=settings.topic_dead_letters,
+        flag_updates=settings.topic_flag_updates,
     )
 
 

@@ -120,3 +120,49 @@ def comment_flags(
         )
         for reason in comment_flag_reasons(event, scores, policy)
     ]
+
+
+#: What can happen to a flagged item afterwards (contract A, docs/ARCHITECTURE.md).
+UPDATE_KINDS = ("answered", "edited", "deleted", "restored", "spike_ended")
+#: Flags that name one comment, so the comment's edits, deletes and restores concern them.
+COMMENT_FLAG_REASONS = ("toxic", "strongly_negative", "unanswered_question")
+#: The comment action → the update kind it makes for a flagged comment.
+COMMENT_UPDATE_KINDS = {"edit": "edited", "delete": "deleted", "restore": "restored"}
+
+
+@dataclass(frozen=True)
+class FlagUpdate:
+    """Something happened to an already flagged item: one `dozor.flag-updates` record.
+
+    `update_id` is deterministic (flag + kind + the event that caused it), so an update
+    re-sent after a crash is the same update and consumers apply it once.
+    """
+
+    flag_id: str
+    kind: str
+    page_id: str
+    item_id: str
+    at: float
+    update_id: str
+    link: str | None = None
+    text: str | None = None
+    scores: dict[str, float] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def update_id(flag_id_: str, kind: str, event_id: str) -> str:
+    """Deterministic update identity: sha1 of the flag, the kind and the causing event."""
+    return hashlib.sha1(f"{flag_id_}\x1f{kind}\x1f{event_id}".encode()).hexdigest()
+
+
+def make_update(
+    flag_id_: str, kind: str, page_id: str, item_id: str, at: float, event_id: str, **fields: Any
+) -> FlagUpdate:
+    """Build an update of flag `flag_id_` caused by the event `event_id`."""
+    if kind not in UPDATE_KINDS:
+        raise ValueError(f"unknown flag update kind {kind!r}")
+    return FlagUpdate(flag_id_, kind, page_id, item_id, at, update_id(flag_id_, kind, event_id),
+                      **fields)

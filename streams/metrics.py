@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from streams.flags import UPDATE_KINDS
 from streams.normalize.errors import DEAD_LETTER_REASONS
 
 FLAG_REASONS = ("toxic", "strongly_negative", "unanswered_question", "negative_spike")
 QUESTION_OUTCOMES = ("answered_in_time", "answered_late", "deleted")
+PLATFORMS = ("vk", "telegram")
 EVENT_KINDS = {"vk": (("post", ("new",)), ("comment", ("new", "edit", "delete", "restore")))}
 
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -51,6 +53,15 @@ class DozorMetrics:
         self.dead_letters = Counter(
             "dozor_dead_letters", "Payloads sent to the dead-letter topic.", ["reason"],
             registry=r,
+        )
+        self.ignored_updates = Counter(
+            "dozor_ignored_updates",
+            "Well-formed raw payloads Dozor does not track (e.g. Telegram service messages).",
+            ["platform"], registry=r,
+        )
+        self.flag_updates = Counter(
+            "dozor_flag_updates", "Updates of already flagged items sent to moderators.",
+            ["kind"], registry=r,
         )
         self.duplicates = Counter(
             "dozor_duplicate_events", "Events dropped because their event id was seen.",
@@ -92,10 +103,23 @@ class DozorMetrics:
         )
         for reason in DEAD_LETTER_REASONS:
             self.dead_letters.labels(reason=reason)
+        for kind in UPDATE_KINDS:
+            self.flag_updates.labels(kind=kind)
+        for platform in PLATFORMS:
+            self.ignored_updates.labels(platform=platform)
         for platform, kinds in EVENT_KINDS.items():
             for kind, actions in kinds:
                 for action in actions:
                     self.events.labels(platform=platform, kind=kind, action=action)
+
+    def apply(self, changes: Iterable) -> None:
+        """Apply metric changes computed by the pure batch step (streams.process.MetricChange:
+        `metric` is an attribute of this object, `op` one of inc / set / observe)."""
+        for change in changes:
+            metric = getattr(self, change.metric)
+            if change.labels:
+                metric = metric.labels(**dict(change.labels))
+            getattr(metric, change.op)(change.value)
 
     def init_page(self, page_id: str, labels: list[str]) -> None:
         """Pre-initialise a page's series so rates start from zero, not from absence."""

@@ -6,18 +6,28 @@ calls these functions with the page's events and the stream clock, and stores it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from streams.classify import Classified
 from streams.events import CanonicalEvent
-from streams.flags import Flag, make_flag
+from streams.flags import (
+    COMMENT_FLAG_REASONS,
+    COMMENT_UPDATE_KINDS,
+    Flag,
+    FlagUpdate,
+    flag_id,
+    make_flag,
+    make_update,
+)
 from streams.metrics import QUESTION_OUTCOMES
 from streams.pages import Page
 from streams.tracking.calendar import WorkingCalendar, answer_deadline
 from streams.tracking.effects import (
     Effect,
     NegativeSpike,
+    NegativeSpikeEnded,
     QuestionAnswered,
     QuestionDeleted,
     QuestionOverdue,
@@ -52,6 +62,9 @@ class PageRecord:
     #: The input the page's events come from (raw topic and partition, e.g. "dozor.raw.vk:2"):
     #: how far that input has got decides how far a clock tick may sweep the page (sweep_time).
     source: str | None = None
+    #: The item id of the negative_spike flag of the page's current episode ("spike:<id>"),
+    #: so the episode's end can be sent as an update of that flag (flag_updates).
+    spike_item: str | None = None
 
     @classmethod
     def new(cls, page_id: str, partition: int, policy: TrackingPolicy) -> PageRecord:
@@ -66,12 +79,14 @@ class PageRecord:
             {**{o: 0 for o in QUESTION_OUTCOMES}, **value.get("counts", {})},
             (int(applied[0]), int(applied[1])) if applied else None,
             value.get("source"),
+            value.get("spike_item"),
         )
 
     def to_value(self) -> dict[str, Any]:
         return {
             "state": self.state.to_dict(), "partition": self.partition, "counts": self.counts,
             "applied": list(self.applied) if self.applied else None, "source": self.source,
+            "spike_item": self.spike_item,
         }
 
 
@@ -190,6 +205,70 @@ def effect_flags(effects: list[Effect], page: Page, now: float) -> list[Flag]:
                 )
             )
     return flags
+
+
+def flag_updates(
+    record: PageRecord,
+    event: CanonicalEvent,
+    classified: Classified | None,
+    effects: list[Effect],
+    now: float,
+    flagged: Callable[[str], bool],
+) -> list[FlagUpdate]:
+    """Updates of flags already raised, for what `event` (and its `effects`) did to the page.
+
+    Call it after the event was applied to `record` and before the event's own new flags are
+    remembered: `flagged(flag_id)` says whether that flag was sent earlier (the `seen` table and
+    the batch's pending writes). One update per (flag, happening), its id from the event:
+
+    * answered — the page answered a question flagged overdue (a late answer). `link` and
+      `text` are the answer's when this event is the answer (an answer remembered from earlier
+      closes a question re-opened by an edit: then they are null, the answer's item id is in
+      `details`).
+    * edited / deleted / restored — a citizen comment with a toxic, strongly_negative or
+      unanswered_question flag changed; an edit carries the new text and scores.
+    * spike_ended — the episode whose negative_spike flag `record.spike_item` names ended.
+    """
+    page_id = event.page_id
+    updates: list[FlagUpdate] = []
+    for effect in effects:
+        if isinstance(effect, QuestionAnswered):
+            fid = flag_id(page_id, effect.item_id, "unanswered_question")
+            if effect.question.overdue_flagged or flagged(fid):
+                direct = event.item_id == effect.answer_item_id
+                updates.append(make_update(
+                    fid, "answered", page_id, effect.item_id, effect.answered_at, event.event_id,
+                    link=event.url if direct else None, text=event.text if direct else None,
+                    details={"answer_item_id": effect.answer_item_id,
+                             "response_seconds": effect.response_seconds},
+                ))
+        elif isinstance(effect, NegativeSpike):
+            record.spike_item = f"spike:{effect.item_id}"  # the flag effect_flags makes
+        elif isinstance(effect, NegativeSpikeEnded) and record.spike_item is not None:
+            updates.append(make_update(
+                flag_id(page_id, record.spike_item, "negative_spike"), "spike_ended", page_id,
+                record.spike_item, effect.ended_at, event.event_id,
+                details={"negative_count": effect.negative_count,
+                         "comments_in_window": effect.comments_in_window,
+                         "share": effect.share, "ended_at": effect.ended_at},
+            ))
+            record.spike_item = None
+    kind = COMMENT_UPDATE_KINDS.get(event.action)
+    if kind is not None and event.kind == "comment" and not event.by_page:
+        question = record.state.questions.get(event.item_id)
+        for reason in COMMENT_FLAG_REASONS:
+            fid = flag_id(page_id, event.item_id, reason)
+            overdue = reason == "unanswered_question" and question is not None and (
+                question.overdue_flagged)
+            if not (overdue or flagged(fid)):
+                continue
+            edited = kind == "edited"
+            updates.append(make_update(
+                fid, kind, page_id, event.item_id, event.created_at or now, event.event_id,
+                text=event.text if edited else None,
+                scores=dict(classified.scores) if edited and classified is not None else None,
+            ))
+    return updates
 
 
 @dataclass(frozen=True)

@@ -110,6 +110,8 @@ def worker_environment(
         DOZOR_TOPIC_CLASSIFIED=f"{prefix}.classified",
         DOZOR_TOPIC_FLAGS=f"{prefix}.flags",
         DOZOR_TOPIC_DEAD_LETTERS=f"{prefix}.dead-letters",
+        DOZOR_TOPIC_FLAG_UPDATES=f"{prefix}.flag-updates",
+        DOZOR_TOPIC_FEEDBACK=f"{prefix}.feedback",
         DOZOR_MODEL=str(model_dir),
         DOZOR_DATA_DIR=str(data_dir),
         DOZOR_METRICS_HOST="127.0.0.1",

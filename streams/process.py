@@ -1,0 +1,378 @@
+"""One batch of the `process` agent, without Faust: decoded records in; what to send, what to
+store and which metrics change out.
+
+The agent (streams/app.py) decodes a batch of the events topic into `InputRecord`s, asks
+`BatchStep.to_classify` which comments need the model, runs it, and calls `BatchStep.run`.
+The step reads the tables through plain mappings (`Tables`: Faust tables in the worker, dicts
+in tests) and never writes them: it returns a `BatchResult`, whose `sends` the agent publishes
+and waits for, *then* it stores the `writes` — the delivery guarantee of docs/ARCHITECTURE.md.
+What the step keeps between batches is a cache of what the tables say (page records, parsed
+once, changed in place as the batch is applied) and the stream clocks; the tables stay the
+truth: a fresh step over the same tables (a restart) decides every repeat the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.classify import Classified
+from streams.clock import StreamClocks
+from streams.dedup import NEW, repeat_kind
+from streams.events import CanonicalEvent
+from streams.flags import Flag, FlagPolicy, FlagUpdate, comment_flags
+from streams.normalize.telegram import TelegramNormalizer
+from streams.normalize.vk import normalize_vk_bytes
+from streams.pages import PageRegistry
+from streams.ticks import Tick
+from streams.track import (
+    PageRecord,
+    PageView,
+    TrackingPolicy,
+    apply_event,
+    effect_flags,
+    flag_updates,
+    page_view,
+    sweep,
+)
+from streams.tracking.effects import QuestionAnswered
+
+log = logging.getLogger(__name__)
+
+#: How long event ids (and sent flag ids) are remembered for de-duplication.
+SEEN_RETENTION_SECONDS = 14 * 86400.0
+#: Every this many ticks of a partition, its old `seen` entries are deleted.
+PRUNE_EVERY_TICKS = 60
+
+# Output roles: the agent maps them to its topics.
+CLASSIFIED = "classified"
+FLAGS = "flags"
+FLAG_UPDATES = "flag_updates"
+
+
+@dataclass(frozen=True)
+class InputRecord:
+    """One decoded message of the events topic."""
+
+    partition: int
+    offset: int
+    item: CanonicalEvent | Tick
+    #: The event's input (SOURCE_HEADER: "raw topic:partition"), or None.
+    source: str | None = None
+    #: The broker message it came from, opaque here: table writes carry it back, so the agent
+    #: files each write in the changelog partition of the message that caused it.
+    ref: Any = None
+
+
+@dataclass(frozen=True)
+class Send:
+    """A record to publish: `role` (CLASSIFIED, FLAGS, FLAG_UPDATES), key and value bytes."""
+
+    role: str
+    key: bytes
+    value: bytes
+
+
+@dataclass(frozen=True)
+class TableWrite:
+    """A table write for after the sends: `table` is "pages", "clock" or "seen"; a `value` of
+    None deletes the key; `ref` is the InputRecord.ref whose partition it belongs to."""
+
+    table: str
+    key: str
+    value: Any
+    ref: Any = None
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One change of a DozorMetrics metric: `op` ("inc", "set", "observe") with `value`."""
+
+    metric: str
+    labels: tuple[tuple[str, str], ...] = ()
+    op: str = "inc"
+    value: float = 1.0
+
+
+@dataclass
+class BatchResult:
+    """What one batch produced. Publish `sends` (and wait for the acks) before `writes`."""
+
+    sends: list[Send] = field(default_factory=list)
+    writes: list[TableWrite] = field(default_factory=list)
+    metrics: list[MetricChange] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
+    updates: list[FlagUpdate] = field(default_factory=list)
+    #: Page views (metrics, `dozor pages`) to show once the writes are stored.
+    views: dict[str, PageView] = field(default_factory=dict)
+
+    def metric(self, metric_: str, op: str = "inc", value: float = 1.0, **labels: str) -> None:
+        self.metrics.append(MetricChange(metric_, tuple(labels.items()), op, value))
+
+
+@dataclass
+class Tables:
+    """The worker's tables as read-only mappings (Faust tables, or dicts in tests)."""
+
+    pages: Mapping[str, Any]
+    seen: Mapping[str, Any]
+    clock: Mapping[str, Any]
+
+
+@dataclass
+class _Pending:
+    """Table writes of the batch being applied, each with the ref of its latest message."""
+
+    seen: dict[str, tuple[list, Any]] = field(default_factory=dict)
+    dirty: dict[str, tuple[PageRecord, Any, float]] = field(default_factory=dict)
+    clocks: dict[int, tuple[float, Any]] = field(default_factory=dict)
+    prune: list[tuple[str, Any]] = field(default_factory=list)
+
+
+class BatchStep:
+    """Dozor's per-batch logic: repeats, classification results, tracking, flags, updates."""
+
+    def __init__(
+        self,
+        tables: Tables,
+        pages: PageRegistry,
+        tracking: TrackingPolicy,
+        flag_policy: FlagPolicy,
+        wall_clock: Callable[[], float],
+        clock_idle_seconds: float,
+    ) -> None:
+        self.tables = tables
+        self.pages = pages
+        self.tracking = tracking
+        self.flag_policy = flag_policy
+        self.clocks = StreamClocks(tables.clock, wall_clock, clock_idle_seconds)
+        self.records: dict[str, PageRecord] = {}
+        self.views: dict[str, PageView] = {}
+        self.loaded_partitions: set[int] = set()
+        self.unregistered: set[str] = set()
+        self.ticks = 0
+
+    # --- the step -------------------------------------------------------------------------------
+
+    def to_classify(self, records: Iterable[InputRecord]) -> list[CanonicalEvent]:
+        """The batch's events that are not repeats, once per event id (the model's input)."""
+        fresh: dict[str, CanonicalEvent] = {}
+        for rec in records:
+            item = rec.item
+            if isinstance(item, CanonicalEvent) and self._repeat(item, rec, {}) == NEW:
+                fresh.setdefault(item.event_id, item)
+        return list(fresh.values())
+
+    def run(
+        self, records: Iterable[InputRecord], classified: Mapping[str, Classified]
+    ) -> BatchResult:
+        """Apply the batch to the cached page states; returns what to send, then to store."""
+        out, pending = BatchResult(), _Pending()
+        for rec in records:
+            if isinstance(rec.item, CanonicalEvent):
+                self._event(rec, rec.item, classified.get(rec.item.event_id), out, pending)
+            else:
+                self._tick(rec, rec.item, out, pending)
+        # Pages first; the repeat rule does not rely on the order (streams/dedup.py).
+        for page_id, (record, ref, at) in pending.dirty.items():
+            out.writes.append(TableWrite("pages", page_id, record.to_value(), ref))
+            out.views[page_id] = page_view(record, at)
+        for partition, (now, ref) in pending.clocks.items():
+            out.writes.append(TableWrite("clock", str(partition), now, ref))
+        for key, (value, ref) in pending.seen.items():
+            out.writes.append(TableWrite("seen", key, value, ref))
+        for key, ref in pending.prune:
+            out.writes.append(TableWrite("seen", key, None, ref))
+        return out
+
+    def forget_partitions(self, partitions: set[int]) -> None:
+        """Partitions went to another worker: their table state may change there."""
+        for page_id in [p for p, r in self.records.items() if r.partition in partitions]:
+            self.records.pop(page_id, None)
+            self.views.pop(page_id, None)
+        self.loaded_partitions -= partitions
+        self.clocks.forget(partitions)
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def _event(
+        self, rec: InputRecord, event: CanonicalEvent, classified: Classified | None,
+        out: BatchResult, pending: _Pending,
+    ) -> None:
+        partition, offset = rec.partition, rec.offset
+        self.clocks.note_input(partition, rec.source, event.created_at)
+        if self._repeat(event, rec, pending.seen) != NEW:
+            out.metric("duplicates")
+            return
+        now = self.clocks.on_event(partition, event.created_at)
+        pending.seen[event.event_id] = ([now, partition, offset], rec.ref)
+        out.metric("events", platform=event.platform, kind=event.kind, action=event.action)
+        if event.created_at:
+            out.metric("last_event_timestamp", "set", event.created_at, platform=event.platform)
+        page = self._page(event.page_id, out)
+        flags: list[Flag] = []
+        if classified is not None:
+            out.metric("comments", page_id=event.page_id)
+            for label in classified.labels:
+                out.metric("comments_classified", page_id=event.page_id, label=label)
+            out.sends.append(Send(
+                CLASSIFIED, event.page_id.encode(),
+                json.dumps(classified.to_record(), ensure_ascii=False).encode(),
+            ))
+            flags.extend(comment_flags(event, classified.scores, page, self.flag_policy))
+
+        record = self._record(event.page_id, partition)
+        # Time has reached this event: deadlines before it have passed, whenever ticks ran.
+        effects = sweep(record, event.created_at) if event.created_at else []
+        effects += apply_event(record, event, classified, page, self.tracking, now)
+        for effect in effects:
+            if isinstance(effect, QuestionAnswered):
+                out.metric("answer_seconds", "observe", effect.response_seconds,
+                           platform=effect.platform)
+        flags.extend(effect_flags(effects, page, now))
+        # Before this event's own flags are remembered: updates concern flags sent earlier.
+        updates = flag_updates(record, event, classified, effects, now,
+                               lambda fid: self._flag_sent(fid, pending))
+        record.applied = (partition, offset)
+        if rec.source is not None:
+            record.source = rec.source
+        # Its view (metrics) at the time the page's own input has reached, as a tick shows it.
+        pending.dirty[event.page_id] = (
+            record, rec.ref, self.clocks.sweep_time(partition, now, False, record.source)
+        )
+        self._queue_flags(flags, partition, now, rec.ref, out, pending)
+        for update in updates:
+            out.sends.append(Send(
+                FLAG_UPDATES, update.page_id.encode(),
+                json.dumps(update.to_dict(), ensure_ascii=False).encode(),
+            ))
+            out.updates.append(update)
+            out.metric("flag_updates", kind=update.kind)
+
+    def _repeat(self, event: CanonicalEvent, rec: InputRecord, pending_seen: dict) -> str:
+        """NEW, REPLAY or COPY (streams/dedup.py); `pending_seen`: the batch's unsaved writes."""
+        record = self._stored_record(event.page_id)
+        applied = record.applied if record is not None else None
+        if event.event_id in pending_seen:
+            seen = pending_seen[event.event_id][0]
+        else:
+            seen = self.tables.seen.get(event.event_id)
+        return repeat_kind(rec.partition, rec.offset, applied, seen)
+
+    def _flag_sent(self, fid: str, pending: _Pending) -> bool:
+        key = f"flag:{fid}"
+        return key in pending.seen or self.tables.seen.get(key) is not None
+
+    def _queue_flags(
+        self, flags: list[Flag], partition: int, now: float, ref: Any, out: BatchResult,
+        pending: _Pending,
+    ) -> None:
+        for flag in flags:
+            if self._flag_sent(flag.flag_id, pending):
+                continue
+            pending.seen[f"flag:{flag.flag_id}"] = ([now, partition], ref)
+            out.sends.append(Send(
+                FLAGS, flag.page_id.encode(),
+                json.dumps(flag.to_dict(), ensure_ascii=False).encode(),
+            ))
+            out.flags.append(flag)
+            out.metric("flags", page_id=flag.page_id, reason=flag.reason)
+
+    # --- ticks ----------------------------------------------------------------------------------
+
+    def _tick(self, rec: InputRecord, tick: Tick, out: BatchResult, pending: _Pending) -> None:
+        partition = rec.partition
+        now, trusted = self.clocks.on_tick(partition, tick.at, tick.force)
+        if self.tables.clock.get(str(partition)) != now:
+            pending.clocks[partition] = (now, rec.ref)
+        self._load_partition(partition)
+        for page_id, record in list(self.records.items()):
+            if record.partition != partition:
+                continue
+            at = self.clocks.sweep_time(partition, now, trusted, record.source)
+            effects = sweep(record, at) if at > 0 else []
+            if effects:
+                pending.dirty[page_id] = (record, rec.ref, at)
+                self._queue_flags(effect_flags(effects, self._page(page_id, out), at),
+                                  partition, at, rec.ref, out, pending)
+            if at > 0:
+                out.views[page_id] = page_view(record, at)
+            elif page_id not in self.views and page_id not in out.views:
+                # Nothing read from the page's input yet: show it, with nothing overdue.
+                out.views[page_id] = page_view(record, 0.0)
+        out.metric("stream_time", "set", self.clocks.newest())
+        self.ticks += 1
+        if self.ticks % PRUNE_EVERY_TICKS == 0:
+            self._prune_seen(partition, now, rec.ref, pending)
+
+    def _prune_seen(self, partition: int, now: float, ref: Any, pending: _Pending) -> None:
+        cutoff = now - SEEN_RETENTION_SECONDS
+        for key, value in list(self.tables.seen.items()):
+            if value and int(value[1]) == partition and float(value[0]) < cutoff:
+                pending.prune.append((key, ref))
+
+    # --- state ----------------------------------------------------------------------------------
+
+    def _page(self, page_id: str, out: BatchResult):
+        if page_id not in self.pages and page_id not in self.unregistered:
+            # Unknown pages are processed all the same, and reported once as such.
+            self.unregistered.add(page_id)
+            page = self.pages.get(page_id)
+            out.metric("page_info", "set", 1, page_id=page.page_id, platform=page.platform,
+                       name=page.name, municipality=page.municipality, category=page.category)
+            log.warning("events from unregistered page %s; add it to the page registry", page_id)
+        return self.pages.get(page_id)
+
+    def _stored_record(self, page_id: str) -> PageRecord | None:
+        """The page's record from the cache, else the (recovered) table, else None."""
+        record = self.records.get(page_id)
+        if record is None:
+            value = self.tables.pages.get(page_id)
+            if value is not None:
+                record = self.records[page_id] = PageRecord.from_value(value, self.tracking)
+        return record
+
+    def _record(self, page_id: str, partition: int) -> PageRecord:
+        """The page's record: cached, stored, else new."""
+        record = self._stored_record(page_id)
+        if record is None:
+            record = self.records[page_id] = PageRecord.new(page_id, partition, self.tracking)
+        return record
+
+    def _load_partition(self, partition: int) -> None:
+        """Bring the partition's pages from the recovered table into the cache, once."""
+        if partition in self.loaded_partitions:
+            return
+        for page_id, value in list(self.tables.pages.items()):
+            if value is not None and int(value["partition"]) == partition:
+                self._record(page_id, partition)
+        self.loaded_partitions.add(partition)
+
+
+# --- normalisation: raw payload bytes → canonical event -------------------------------------------
+
+
+class Normalizer:
+    """`normalize(platform, raw)` for every raw topic: a CanonicalEvent, None for a well-formed
+    payload Dozor does not track, or InvalidPayload (→ dead letter). Pure per payload."""
+
+    def __init__(
+        self, telegram_discussions: Mapping[int, int], telegram_channels: Iterable[int] = ()
+    ) -> None:
+        self.telegram = TelegramNormalizer(telegram_discussions, telegram_channels)
+
+    @classmethod
+    def for_pages(cls, pages: PageRegistry) -> Normalizer:
+        """The normalisers for the registry's pages (Telegram: its channels and groups)."""
+        channels = [int(p.page_id.split(":", 1)[1]) for p in pages if p.platform == "telegram"]
+        return cls(pages.telegram_discussions(), channels)
+
+    def __call__(self, platform: str, raw: bytes) -> CanonicalEvent | None:
+        if platform == "vk":
+            return normalize_vk_bytes(raw)
+        if platform == "telegram":
+            return self.telegram.normalize_bytes(raw)
+        raise ValueError(f"no normaliser for platform {platform!r}")

@@ -1,0 +1,373 @@
+"""The worker's batch step in-process, tables as plain dicts (streams/process.py).
+
+The step never writes a table: it returns the records to send and the writes to store after
+them. `Worker.batch` applies a batch like the agent does (classify, step, "publish", store);
+a crash is a new `Worker` over the tables as they were stored, with a fresh cache.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streams.classify import classify_events
+from streams.flags import FlagPolicy, flag_id, update_id
+from streams.metrics import DozorMetrics
+from streams.pages import Page, PageRegistry
+from streams.process import (
+    CLASSIFIED,
+    FLAG_UPDATES,
+    FLAGS,
+    PRUNE_EVERY_TICKS,
+    SEEN_RETENTION_SECONDS,
+    BatchStep,
+    InputRecord,
+    Tables,
+)
+from streams.ticks import Tick
+from streams.track import TrackingPolicy
+from streams.tracking.calendar import WorkingCalendar
+from streams.tracking.page_state import SpikePolicy
+from tests.tracking.factories import comment, deleted, edited, msk, page_reply, post, restored
+
+PAGE = Page("vk:-2000001", "vk", "Школа", "Вербовский МО", "школа",
+            answer_deadline_hours=1.0, deadline_mode="plain")
+OTHER = Page("vk:-2000003", "vk", "ЦРБ", "Заречный район", "health",
+             answer_deadline_hours=1.0, deadline_mode="plain")
+REGISTRY = PageRegistry([PAGE, OTHER])
+POLICY = TrackingPolicy(calendar=WorkingCalendar(), default_deadline_hours=1.0,
+                        spike=SpikePolicy(window_seconds=3600.0, min_negative=3, min_share=0.5))
+WALL = msk("2026-03-10 00:00")
+#: The oracle model: scores by text; anything else scores 0.
+SCORES = {
+    "Когда починят дорогу?": {"question": 0.9},
+    "Вы все идиоты": {"toxic": 0.9, "negative": 0.95},
+    "Всё ужасно": {"negative": 0.9},
+    "Плохо": {"negative": 0.7},  # negative, but below the strongly_negative threshold
+}
+
+
+def predict(texts):
+    return [{"question": 0.0, "negative": 0.0, "toxic": 0.0, **SCORES.get(t, {})} for t in texts]
+
+
+def labels_above(scores):
+    return [label for label, p in scores.items() if p >= 0.5]
+
+
+class Worker:
+    """A step over `tables`, fed like the agent feeds it; `store=False` is a crash after the
+    sends were acknowledged and before the tables were written."""
+
+    def __init__(self, tables: dict | None = None, wall: float = WALL) -> None:
+        self.tables = tables if tables is not None else {"pages": {}, "seen": {}, "clock": {}}
+        self.step = BatchStep(Tables(**self.tables), REGISTRY, POLICY, FlagPolicy(),
+                              lambda: wall, clock_idle_seconds=30.0)
+
+    def batch(self, records: list[InputRecord], store: bool = True):
+        before = json.dumps(self.tables, sort_keys=True)
+        classified = classify_events(self.step.to_classify(records), predict, labels_above)
+        result = self.step.run(records, classified)
+        assert json.dumps(self.tables, sort_keys=True) == before, "the step wrote a table"
+        if store:
+            for write in result.writes:
+                table = self.tables[write.table]
+                if write.value is None:
+                    table.pop(write.key, None)
+                else:
+                    table[write.key] = json.loads(json.dumps(write.value))  # as a changelog would
+            self.step.views.update(result.views)
+        return result
+
+
+def records(*items, partition: int = 0, start: int = 0, source: str | None = "raw:0"):
+    return [InputRecord(partition, start + i, item, source, ref=("ref", partition, start + i))
+            for i, item in enumerate(items)]
+
+
+def sent(result, role: str) -> list[dict]:
+    return [json.loads(s.value) for s in result.sends if s.role == role]
+
+
+def metric(result, name: str, **labels) -> float:
+    return sum(c.value for c in result.metrics
+               if c.metric == name and all(dict(c.labels).get(k) == v for k, v in labels.items()))
+
+
+QUESTION = comment("101", msk("2026-03-04 10:00"), "Когда починят дорогу?", author="610001")
+TOXIC = comment("102", msk("2026-03-04 10:05"), "Вы все идиоты", author="610002")
+NEUTRAL = comment("103", msk("2026-03-04 10:06"), "Спасибо", author="610003")
+
+
+# --- one batch: sends, then writes ----------------------------------------------------------------
+
+
+def test_a_batch_sends_classified_comments_and_flags_and_stores_after():
+    worker = Worker()
+    result = worker.batch(records(post("501", msk("2026-03-04 09:00")), QUESTION, TOXIC, NEUTRAL))
+    assert [c["item_id"] for c in sent(result, CLASSIFIED)] == ["101", "102", "103"]
+    flags = sent(result, FLAGS)
+    assert sorted(f["reason"] for f in flags) == ["strongly_negative", "toxic"]
+    assert {f["flag_id"] for f in flags} == {flag_id(PAGE.page_id, "102", "toxic"),
+                                            flag_id(PAGE.page_id, "102", "strongly_negative")}
+    assert sent(result, FLAG_UPDATES) == []
+    # writes: the page (with the newest applied message), then seen entries of events and flags
+    assert [w.table for w in result.writes][0] == "pages"
+    page_value = worker.tables["pages"][PAGE.page_id]
+    assert page_value["applied"] == [0, 3] and page_value["source"] == "raw:0"
+    assert worker.tables["seen"][QUESTION.event_id][1:] == [0, 1]
+    assert f"flag:{flags[0]['flag_id']}" in worker.tables["seen"]
+    # each write names the message whose changelog partition takes it
+    assert next(w.ref for w in result.writes if w.key == TOXIC.event_id) == ("ref", 0, 2)
+    assert metric(result, "events", kind="comment") == 3 and metric(result, "flags") == 2
+    assert metric(result, "comments_classified", label="question") == 1
+    assert worker.step.views[PAGE.page_id].snapshot.open_questions == 1
+
+
+def test_a_batch_re_read_after_its_state_was_stored_sends_nothing():
+    worker = Worker()
+    batch = records(QUESTION, TOXIC)
+    worker.batch(batch)
+    for fresh in (worker, Worker(worker.tables)):  # the same worker, and one after a restart
+        again = fresh.batch(batch)
+        assert again.sends == [] and metric(again, "duplicates") == 2
+
+
+def test_a_crash_before_the_store_sends_the_same_outputs_again_with_the_same_ids():
+    worker = Worker()
+    batch = records(QUESTION, TOXIC)
+    first = worker.batch(batch, store=False)
+    second = Worker(worker.tables).batch(batch)
+    assert [s.value for s in second.sends] == [s.value for s in first.sends]
+
+
+def test_seen_stored_but_the_page_write_lost_applies_the_message_again_without_a_second_flag():
+    worker = Worker()
+    batch = records(QUESTION, TOXIC)
+    first = worker.batch(batch, store=False)
+    for write in first.writes:  # only the seen writes reached the changelog
+        if write.table == "seen":
+            worker.tables["seen"][write.key] = write.value
+    again = Worker(worker.tables).batch(batch)
+    assert metric(again, "duplicates") == 0 and len(sent(again, CLASSIFIED)) == 2
+    assert sent(again, FLAGS) == []  # the flag ids are remembered: sent before
+    assert worker.tables["pages"][PAGE.page_id]["applied"] == [0, 1]
+
+
+def test_a_copy_of_an_event_in_another_message_is_dropped():
+    worker = Worker()
+    worker.batch(records(TOXIC))
+    copy = worker.batch(records(TOXIC, start=7))
+    assert copy.sends == [] and metric(copy, "duplicates") == 1
+    # and within one batch
+    both = Worker().batch(records(NEUTRAL, NEUTRAL))
+    assert len(sent(both, CLASSIFIED)) == 1 and metric(both, "duplicates") == 1
+
+
+def test_an_unregistered_page_is_processed_and_reported_once():
+    stranger = comment("9", msk("2026-03-04 10:00"), "Вы все идиоты", page="vk:-777")
+    worker = Worker()
+    result = worker.batch(records(stranger, comment("10", msk("2026-03-04 10:01"), page="vk:-777")))
+    assert metric(result, "page_info", page_id="vk:-777") == 1
+    assert [f["page_id"] for f in sent(result, FLAGS)] == ["vk:-777", "vk:-777"]
+
+
+# --- ticks and sweeps -----------------------------------------------------------------------------
+
+
+def test_a_forced_tick_flags_an_overdue_question_once_and_stores_the_clock():
+    worker = Worker()
+    worker.batch(records(QUESTION))
+    tick = worker.batch(records(Tick(msk("2026-03-04 12:00"), force=True), start=1, source=None))
+    [flag] = sent(tick, FLAGS)
+    assert flag["reason"] == "unanswered_question" and flag["item_id"] == "101"
+    assert flag["details"]["deadline_at"] == msk("2026-03-04 11:00")
+    assert worker.tables["clock"]["0"] == msk("2026-03-04 12:00")
+    assert worker.step.views[PAGE.page_id].snapshot.overdue_questions == 1
+    later = worker.batch(records(Tick(msk("2026-03-04 13:00"), force=True), start=2, source=None))
+    assert sent(later, FLAGS) == []
+
+
+def test_a_tick_sweeps_a_page_only_as_far_as_its_own_input_has_got():
+    """B's question comes from raw:1, A's later comment from raw:0 (the reordering after a
+    restart): a wall-clock tick of a busy partition must not flag B at A's time."""
+    question_b = comment("3004", msk("2026-03-04 09:30"), "Когда починят дорогу?", page=OTHER.page_id)
+    worker = Worker()
+    worker.batch(records(question_b, source="raw:1")
+                 + records(comment("1007", msk("2026-03-04 15:40"), "Спасибо"), start=1))
+    busy = worker.batch(records(Tick(WALL), start=2, source=None))  # not idle: not trusted
+    assert sent(busy, FLAGS) == []
+    answer = page_reply("3007", msk("2026-03-04 10:05"), to=question_b)
+    answered = worker.batch(records(answer, start=3, source="raw:1"))
+    assert sent(answered, FLAGS) == [] and metric(answered, "answer_seconds") == 35 * 60
+    end = worker.batch(records(Tick(msk("2026-03-04 18:00"), force=True), start=4, source=None))
+    assert sent(end, FLAGS) == []
+
+
+def test_an_idle_partition_trusts_the_wall_clock():
+    wall = [WALL]
+    worker = Worker()
+    worker.step.clocks.wall_clock = lambda: wall[0]
+    worker.batch(records(QUESTION))
+    wall[0] += 31
+    idle = worker.batch(records(Tick(wall[0]), start=1, source=None))
+    assert [f["reason"] for f in sent(idle, FLAGS)] == ["unanswered_question"]
+    assert metric(idle, "stream_time") == wall[0]
+
+
+def test_old_seen_entries_are_pruned_by_the_store_not_by_the_step():
+    worker = Worker()
+    worker.batch(records(QUESTION))
+    late = QUESTION.created_at + SEEN_RETENTION_SECONDS + 3600
+    result = None
+    for i in range(PRUNE_EVERY_TICKS):
+        result = worker.batch(records(Tick(late, force=True), start=1 + i, source=None))
+    assert any(w.table == "seen" and w.key == QUESTION.event_id and w.value is None
+               for w in result.writes)
+    assert QUESTION.event_id not in worker.tables["seen"]
+
+
+# --- flag updates (contract A) ---------------------------------------------------------------------
+
+
+def flagged_overdue(worker: Worker) -> None:
+    worker.batch(records(QUESTION))
+    tick = worker.batch(records(Tick(msk("2026-03-04 12:00"), force=True), start=1, source=None))
+    assert len(sent(tick, FLAGS)) == 1
+
+
+def test_the_page_answering_a_question_flagged_overdue_sends_one_answered_update():
+    worker = Worker()
+    flagged_overdue(worker)
+    answer = page_reply("201", msk("2026-03-04 12:30"), to=QUESTION)
+    batch = records(answer, start=2)
+    result = worker.batch(batch, store=False)
+    [update] = sent(result, FLAG_UPDATES)
+    fid = flag_id(PAGE.page_id, "101", "unanswered_question")
+    assert update == {
+        "flag_id": fid, "kind": "answered", "page_id": PAGE.page_id, "item_id": "101",
+        "at": answer.created_at, "update_id": update_id(fid, "answered", answer.event_id),
+        "link": answer.url, "text": answer.text, "scores": None,
+        "details": {"answer_item_id": "201", "response_seconds": 9000.0},
+    }
+    assert [s.key for s in result.sends if s.role == FLAG_UPDATES] == [PAGE.page_id.encode()]
+    assert metric(result, "flag_updates", kind="answered") == 1
+    # a crash before the store: the batch re-applied sends the same update, once
+    again = Worker(worker.tables).batch(batch)
+    assert sent(again, FLAG_UPDATES) == [update]
+    assert Worker(worker.tables).batch(batch).sends == []  # stored now: a re-read sends nothing
+
+
+def test_an_answer_after_the_deadline_with_no_sweep_between_flags_and_updates_in_one_step():
+    worker = Worker()
+    worker.batch(records(QUESTION))
+    answer = page_reply("201", msk("2026-03-04 11:30"), to=QUESTION)
+    result = worker.batch(records(answer, start=1))
+    assert [s.role for s in result.sends] == [CLASSIFIED, FLAGS, FLAG_UPDATES]
+    assert sent(result, FLAG_UPDATES)[0]["flag_id"] == sent(result, FLAGS)[0]["flag_id"]
+
+
+def test_an_answer_in_time_or_to_an_unflagged_question_sends_no_update():
+    worker = Worker()
+    worker.batch(records(QUESTION))
+    result = worker.batch(records(page_reply("201", msk("2026-03-04 10:30"), to=QUESTION), start=1))
+    assert sent(result, FLAG_UPDATES) == [] and sent(result, FLAGS) == []
+
+
+def test_a_flagged_comment_edited_deleted_and_restored_sends_one_update_per_flag_each_time():
+    worker = Worker()
+    worker.batch(records(TOXIC))
+    fids = {flag_id(PAGE.page_id, "102", r) for r in ("toxic", "strongly_negative")}
+    change = edited(TOXIC, "Всё ужасно")
+    result = worker.batch(records(change, start=1))
+    updates = sent(result, FLAG_UPDATES)
+    assert {u["flag_id"] for u in updates} == fids and {u["kind"] for u in updates} == {"edited"}
+    assert updates[0]["text"] == "Всё ужасно" and updates[0]["scores"]["negative"] == 0.9
+    assert updates[0]["at"] == TOXIC.created_at and updates[0]["link"] is None
+    gone = worker.batch(records(deleted(TOXIC), start=2))
+    assert {(u["kind"], u["at"]) for u in sent(gone, FLAG_UPDATES)} == {("deleted", TOXIC.created_at)}
+    back = worker.batch(records(restored(change), start=3))
+    assert [u["kind"] for u in sent(back, FLAG_UPDATES)] == ["restored", "restored"]
+    ids = [u["update_id"] for r in (result, gone, back) for u in sent(r, FLAG_UPDATES)]
+    assert len(set(ids)) == 6
+
+
+def test_an_edit_that_raises_a_new_flag_is_no_update_of_it_and_an_unflagged_edit_none():
+    worker = Worker()
+    worker.batch(records(NEUTRAL))
+    result = worker.batch(records(edited(NEUTRAL, "Вы все идиоты"), start=1))
+    assert len(sent(result, FLAGS)) == 2 and sent(result, FLAG_UPDATES) == []
+    calm = Worker()
+    calm.batch(records(NEUTRAL))
+    assert sent(calm.batch(records(edited(NEUTRAL, "Спасибо!"), start=1)), FLAG_UPDATES) == []
+
+
+def test_a_flagged_question_deleted_sends_a_deleted_update():
+    worker = Worker()
+    flagged_overdue(worker)
+    result = worker.batch(records(deleted(QUESTION), start=2))
+    [update] = sent(result, FLAG_UPDATES)
+    assert update["kind"] == "deleted" and update["flag_id"] == flag_id(
+        PAGE.page_id, "101", "unanswered_question")
+    assert update["at"] == msk("2026-03-04 12:00")  # VK deletes carry no date: the stream clock
+
+
+def test_the_end_of_a_flagged_spike_episode_sends_spike_ended_for_its_flag():
+    start = msk("2026-03-04 14:00")
+    negatives = [comment(str(300 + i), start + i * 60, "Плохо", author=f"7{i}") for i in range(3)]
+    worker = Worker()
+    spike = worker.batch(records(*negatives))
+    [flag] = sent(spike, FLAGS)
+    assert flag["reason"] == "negative_spike"
+    assert worker.tables["pages"][PAGE.page_id]["spike_item"] == flag["item_id"]
+    calm = [comment(str(400 + i), start + 600 + i * 60, "Спасибо", author=f"8{i}")
+            for i in range(10)]
+    batch = records(*calm, start=3)
+    ended = Worker(worker.tables).batch(batch, store=False)
+    [update] = sent(ended, FLAG_UPDATES)
+    assert (update["kind"], update["flag_id"], update["item_id"]) == (
+        "spike_ended", flag["flag_id"], flag["item_id"])
+    assert update["details"]["negative_count"] == 3 and update["details"]["share"] < 0.25
+    assert Worker(worker.tables).batch(batch).sends[-1].value == ended.sends[-1].value
+    assert worker.tables["pages"][PAGE.page_id]["spike_item"] is None
+
+
+def test_metric_changes_apply_to_the_registry():
+    worker = Worker()
+    result = worker.batch(records(QUESTION, TOXIC))
+    metrics = DozorMetrics(CollectorRegistry())
+    metrics.apply(result.metrics)
+    registry = metrics.registry
+    assert registry.get_sample_value(
+        "dozor_events_total", {"platform": "vk", "kind": "comment", "action": "new"}) == 2
+    assert registry.get_sample_value(
+        "dozor_flags_total", {"page_id": PAGE.page_id, "reason": "toxic"}) == 1
+    assert registry.get_sample_value(
+        "dozor_flag_updates_total", {"kind": "answered"}) == 0
+
+
+@pytest.mark.parametrize("item", [QUESTION, Tick(WALL)])
+def test_records_of_the_batch_keep_their_ref_in_the_writes(item):
+    worker = Worker()
+    result = worker.batch(records(item, partition=2, start=5))
+    assert all(w.ref == ("ref", 2, 5) for w in result.writes)
+
+
+def test_a_question_re_opened_by_an_edit_and_answered_by_a_remembered_reply_updates_without_a_link():
+    """Flagged overdue, edited into a statement (withdrawn), the page replies, the author edits
+    the question back: the remembered reply answers it at once. The answer's link is not in
+    this event, so `link` and `text` are null and the answer's id is in the details."""
+    worker = Worker()
+    flagged_overdue(worker)
+    statement = edited(QUESTION, "Спасибо")
+    reply = page_reply("201", msk("2026-03-04 12:30"), to=QUESTION)
+    worker.batch(records(statement, reply, start=2))
+    back = edited(QUESTION, "Когда починят дорогу?")
+    result = worker.batch(records(back, start=4))
+    answered = [u for u in sent(result, FLAG_UPDATES) if u["kind"] == "answered"]
+    assert len(answered) == 1
+    assert (answered[0]["link"], answered[0]["text"]) == (None, None)
+    assert answered[0]["details"]["answer_item_id"] == "201"
+    assert answered[0]["update_id"] == update_id(answered[0]["flag_id"], "answered", back.event_id)
