@@ -18,17 +18,36 @@ def register(sub: argparse._SubParsersAction) -> None:
         "vk-callback",
         help="the HTTP endpoint VK calls for every community (POST /vk/callback)",
     )
+    vk_callback.add_argument(
+        "--ack-timeout", type=float, default=5.0, metavar="SECONDS",
+        help="longest wait for Kafka's acknowledgement before answering VK 503 (VK retries; "
+        "default: 5)",
+    )
     vk_callback.set_defaults(handler=_run("services.ingest.vk_callback"))
 
     vk_poll = connectors.add_parser(
         "vk-poll",
         help="poll wall.get / wall.getComments for pages without Callback API access",
     )
+    vk_poll.add_argument(
+        "--once", action="store_true",
+        help="poll every page once, print a line per page and exit (cron, tests); exit code 1 "
+        "if a page failed",
+    )
     vk_poll.set_defaults(handler=_run("services.ingest.vk_poll"))
 
     telegram = connectors.add_parser(
         "telegram",
         help="Bot API getUpdates long polling: channel posts, comments, edits",
+        description="Long-poll getUpdates for the bot DOZOR_TELEGRAM_BOT_TOKEN (an admin of "
+        "each registered channel, a member of its discussion group) and produce every update "
+        "of a registered page, unchanged, to DOZOR_TOPIC_RAW_TELEGRAM. Without a token it "
+        "says so and exits 0.",
+    )
+    telegram.add_argument(
+        "--once", action="store_true",
+        help="one getUpdates round (short poll), print what was produced and exit (tests, "
+        "checks)",
     )
     telegram.set_defaults(handler=_run("services.ingest.telegram"))
 
