@@ -8,10 +8,11 @@ The README's settings table is generated from these descriptions (``dozor settin
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -79,8 +80,22 @@ class Settings(BaseSettings):
         "deploy or a wrong topic) instead of dead-lettering everything; 0 = never stop.",
     )
     data_dir: Path = Field(
-        Path(".cache/dozor"), description="Worker-local state directory (Faust table cache)."
+        Path("$XDG_STATE_HOME/dozor"),
+        validate_default=True,
+        description="Process-local state directory (the worker's Faust table cache; the "
+        "moderation store's SQLite file when DOZOR_DATABASE_URL is unset). `$XDG_STATE_HOME` "
+        "(unset: `~/.local/state`) and `~` are expanded; a relative path is taken from the "
+        "current directory; missing parents are created at start.",
     )
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        """Expand $XDG_STATE_HOME and ~ so the default works from any working directory."""
+        state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        text = str(value).replace("$XDG_STATE_HOME", state_home).replace(
+            "${XDG_STATE_HOME}", state_home)
+        return Path(text).expanduser().resolve()
 
     # --- classifier ------------------------------------------------------------------------
     model: str = Field(
@@ -215,4 +230,10 @@ class Settings(BaseSettings):
     )
     moderation_thread_retention_days: float = Field(
         30.0, description="Days the moderation store keeps the events around flagged items."
+    )
+    moderation_commit_interval_seconds: float = Field(
+        0.0,
+        description="Commit the moderation consumer's offsets at most this often; 0 = after "
+        "every batch. Rows are always committed first, so a crash only re-reads (harmless: "
+        "items are upserted by flag id, updates by update id).",
     )
