@@ -1,8 +1,11 @@
-"""`dozor demo`: broker, worker, replay of the bundled sample, and a live terminal view.
+"""`dozor demo`: broker, worker, moderation queue, replay of the bundled sample, and a live
+terminal view.
 
 Nothing but this repository is needed: when DOZOR_KAFKA_BOOTSTRAP is unset an embedded
 Kafka-compatible broker (Tansu) runs on a free loopback port for the demo's lifetime. The
-view is in Russian, as the ЦУР operators read it.
+moderation service (`dozor moderation`) keeps its queue in a SQLite file of the demo's
+temporary directory and serves the web UI on a free loopback port, with a demo login made
+for this run. The view is in Russian, as the ЦУР operators read it.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -142,6 +146,22 @@ async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration,
         env=env, stdout=log_path.open("wb"), stderr=asyncio.subprocess.STDOUT,
         start_new_session=True, preexec_fn=die_with_parent,
     )
+    moderation_port = (settings.moderation_port if _port_free(settings.moderation_port)
+                       else free_port())
+    moderation_url = f"http://127.0.0.1:{moderation_port}/"
+    moderation_env = dict(env)
+    moderation_env.update(
+        DOZOR_DATABASE_URL=f"sqlite:///{workdir / 'moderation.sqlite3'}",
+        DOZOR_MODERATION_HOST="127.0.0.1",
+        DOZOR_MODERATION_PORT=str(moderation_port),
+        DOZOR_MODERATION_GROUP=f"{app_id}-moderation",
+        # Loopback only, plain HTTP: Chromium keeps Secure cookies on http://127.0.0.1, but
+        # not every browser does (Safari), and the demo must log in wherever it is opened.
+        DOZOR_MODERATION_COOKIE_SECURE="false",
+    )
+    moderation_log = workdir / "moderation.log"
+    demo_login, demo_password = "demo", secrets.token_urlsafe(12)
+    moderation = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -152,8 +172,22 @@ async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration,
     progress = {"sent": 0}
     tasks: list[asyncio.Task] = []
     try:
+        with console.status("Готовлю очередь модерации (база SQLite, демо-пользователь)…"):
+            # `users add` migrates the empty database first; the service then finds it ready.
+            await _add_demo_user(moderation_env, demo_login, demo_password, moderation_log)
+        moderation = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.cli", "--log-level", "info", "moderation",
+            env=moderation_env, stdout=moderation_log.open("ab"),
+            stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
         with console.status("Запускаю воркер Дозора (модель, брокер, группа потребителей)…"):
             await _wait_metrics(metrics_url, worker, log_path, stop)
+        with console.status("Запускаю сервис модерации…"):
+            await _wait_http(f"{moderation_url}healthz", moderation, "сервис модерации",
+                             moderation_log, stop)
+        console.print(f"Очередь модерации: {moderation_url} — вход: {demo_login} / "
+                      f"{demo_password}")
         tasks.append(asyncio.create_task(
             _collect_flags(bootstrap, settings.topic_flags, app_id, flags, flag_count)))
         tasks.append(asyncio.create_task(
@@ -163,11 +197,16 @@ async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration,
         urls.add_row("Брокер Kafka:", broker_note)
         urls.add_row("Метрики Prometheus:", metrics_url)
         urls.add_row("Журнал воркера:", str(log_path))
-        urls.add_row("Сигналы модераторам:", "топик dozor.flags (JSON)")
+        urls.add_row("Очередь модерации:",
+                      f"{moderation_url} (вход: {demo_login} / {demo_password})")
+        urls.add_row("Журнал модерации:", str(moderation_log))
         with Live(console=console, refresh_per_second=2, screen=False) as live:
             while not stop.is_set():
                 if worker.returncode is not None:
                     raise DemoError(f"воркер завершился с кодом {worker.returncode}: {log_path}")
+                if moderation.returncode is not None:
+                    raise DemoError(f"сервис модерации завершился с кодом "
+                                    f"{moderation.returncode}: {moderation_log}")
                 try:
                     text = await loop.run_in_executor(None, scrape, metrics_url)
                 except OSError:
@@ -196,17 +235,64 @@ async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration,
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        if worker.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                await asyncio.wait_for(worker.wait(), timeout=20)
-            except asyncio.TimeoutError:
-                os.killpg(worker.pid, signal.SIGKILL)
-                await worker.wait()
+        if moderation is not None:
+            await _terminate(moderation)
+            console.print("Сервис модерации остановлен.")
+        await _terminate(worker)
         console.print("Воркер остановлен.")
     console.print(f"Итого: сигналов модераторам {flag_count['n']}; журнал воркера: {log_path}")
     return 0
+
+
+async def _terminate(process) -> None:
+    """SIGTERM to the process group, SIGKILL after 20 s."""
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), timeout=20)
+    except asyncio.TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+
+
+async def _add_demo_user(env: dict, login: str, password: str, log_path: Path) -> None:
+    """`dozor users add LOGIN --role operator --password-stdin` in the demo's database."""
+    with log_path.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.cli", "users", "add", login, "--role", "operator",
+            "--display-name", "Демо-модератор", "--password-stdin",
+            env=env, stdin=asyncio.subprocess.PIPE, stdout=log, stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+        await process.communicate(f"{password}\n".encode())
+    if process.returncode != 0:
+        raise DemoError(f"не удалось создать демо-пользователя (код {process.returncode}), "
+                        f"см. {log_path}")
+
+
+async def _wait_http(url: str, process, what: str, log_path: Path, stop: asyncio.Event) -> None:
+    """Wait until `url` answers 2xx, the process exits, or 120 s pass."""
+    import urllib.request
+
+    def get() -> None:
+        with urllib.request.urlopen(url, timeout=2):
+            pass
+
+    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not stop.is_set():
+        if process.returncode is not None:
+            raise DemoError(f"{what} не запустился (код {process.returncode}), см. {log_path}")
+        try:
+            await loop.run_in_executor(None, get)
+            return
+        except OSError:
+            await asyncio.sleep(0.5)
+    if not stop.is_set():
+        raise DemoError(f"{what} не ответил за 120 с, см. {log_path}")
 
 
 def _port_free(port: int) -> bool:

@@ -325,8 +325,18 @@ def page() -> dict:
         timeseries("Посты за сутки",
                    [target(f"sum(increase(dozor_posts_total{{{sel}}}[1d]))", "посты")],
                    (12, 20, 12, 8)),
+        stat("Последнее успешное чтение коннектором",
+             f"time() - page_id:dozor_ingest_last_success_timestamp_seconds:max{{{sel}}}",
+             (0, 28, 12, 3), unit="dtdurations",
+             description="Сколько времени назад коннектор (Callback API, опрос VK, Telegram) "
+                         "прочитал страницу без ошибки. Нет данных — страницу не читает ни один "
+                         "коннектор или не прочитал ни разу."),
+        stat("Последняя ошибка чтения",
+             f"time() - page_id:dozor_ingest_last_failure_timestamp_seconds:max{{{sel}}}",
+             (12, 28, 12, 3), unit="dtdurations",
+             description="Сколько времени назад чтение страницы завершилось ошибкой."),
         panel("table", "Активные оповещения страницы",
-              [target(f'ALERTS{{alertstate="firing", {sel}}}', table=True)], (0, 28, 24, 6),
+              [target(f'ALERTS{{alertstate="firing", {sel}}}', table=True)], (0, 31, 24, 6),
               transformations=[{"id": "organize", "options": {
                   "excludeByName": {"Time": True, "Value": True, "__name__": True,
                                     "alertstate": True},
@@ -395,8 +405,186 @@ def pipeline() -> dict:
     )
 
 
+# --- Модерация -----------------------------------------------------------------------------
+
+# Replicas of the moderation service export the same database figures: max before sum
+# (as status:dozor_moderation_items:sum in dozor-recording.yml), filtered by the variable.
+def moderation_items(status: str = "") -> str:
+    status_matcher = f'status="{status}", ' if status else ""
+    return ("max by (status, reason, municipality) (dozor_moderation_items"
+            f'{{{status_matcher}municipality=~"$municipality"}})')
+
+
+OLDEST_NEW_ITEM_AGE = "time() - min(dozor_moderation_oldest_new_item_timestamp_seconds > 0)"
+
+
+def moderation_quantiles(metric: str, window: str = "1h") -> list[dict]:
+    return lettered([
+        (f"histogram_quantile({q}, sum by (le) (rate({metric}_bucket[{window}])))",
+         f"p{int(q * 100)}") for q in (0.5, 0.9)
+    ])
+
+
+def moderation() -> dict:
+    panels = [
+        stat("Новые в очереди", f"sum({moderation_items('new')}) or vector(0)", (0, 0, 4, 4),
+             description="Записи, которые ещё никто не взял в работу.",
+             thresholds=[(None, "green"), (50, "orange"), (200, "red")]),
+        stat("В работе", f"sum({moderation_items('in_progress')}) or vector(0)", (4, 0, 4, 4)),
+        stat("Самая старая новая запись ждёт", OLDEST_NEW_ITEM_AGE, (8, 0, 4, 4),
+             unit="dtdurations", thresholds=[(None, "green"), (4 * 3600, "orange")],
+             description="По всей очереди (метрика не делится по муниципалитетам). "
+                         "Оповещение DozorModerationQueueGrowing: больше 4 часов и очередь растёт."),
+        stat("До первого действия, медиана за сутки",
+             "histogram_quantile(0.5, sum by (le) (rate(dozor_moderation_first_action_seconds_bucket[1d])))",
+             (12, 0, 4, 4), unit="s",
+             description="От сигнала до первого действия человека (взять, решить)."),
+        stat("До решения, медиана за сутки",
+             "histogram_quantile(0.5, sum by (le) (rate(dozor_moderation_resolution_seconds_bucket[1d])))",
+             (16, 0, 4, 4), unit="s"),
+        stat("Сигналов за сутки",
+             "sum(increase(dozor_moderation_flags_ingested_total[1d]))", (20, 0, 4, 4),
+             description="Записей, добавленных в очередь из топика dozor.flags."),
+        timeseries("Очередь по статусам",
+                   [target(f"sum by (status) ({moderation_items()})", "{{status}}")],
+                   (0, 4, 12, 8), stack=True),
+        timeseries("Возраст самой старой новой записи",
+                   [target(OLDEST_NEW_ITEM_AGE, "самая старая новая")], (12, 4, 12, 8),
+                   unit="s"),
+        timeseries("Новые записи по причинам",
+                   [target(f"sum by (reason) ({moderation_items('new')})", "{{reason}}")],
+                   (0, 12, 12, 8), stack=True),
+        timeseries("Новые записи по муниципалитетам",
+                   [target(f"sum by (municipality) ({moderation_items('new')})",
+                           "{{municipality}}")], (12, 12, 12, 8), stack=True),
+        timeseries("Время до первого действия (перцентили за час)",
+                   moderation_quantiles("dozor_moderation_first_action_seconds"),
+                   (0, 20, 12, 8), unit="s",
+                   description="От сигнала до первого действия человека, по всей очереди."),
+        timeseries("Время до решения (перцентили за час)",
+                   moderation_quantiles("dozor_moderation_resolution_seconds"),
+                   (12, 20, 12, 8), unit="s",
+                   description="От сигнала до решения модератора (отвечено, скрыто, "
+                               "отклонено); закрытые автоматически не учитываются."),
+        timeseries("Действия модераторов за час по видам",
+                   [target("sum by (action) (increase(dozor_moderation_actions_total[1h]))",
+                           "{{action}}")], (0, 28, 12, 8), bars=True, stack=True),
+        timeseries("Поступление в очередь", lettered([
+            ("sum(rate(dozor_moderation_flags_ingested_total[$__rate_interval]))", "сигналы"),
+            ("sum by (kind) (rate(dozor_moderation_updates_applied_total[$__rate_interval]))",
+             "обновления: {{kind}}"),
+        ]), (12, 28, 12, 8), unit="ops",
+                   description="Сигналы из dozor.flags и обновления из dozor.flag-updates "
+                               "(ответ страницы, правка, удаление, конец всплеска)."),
+    ]
+    return dashboard(
+        "dozor-moderation", "Дозор — Модерация",
+        "Очередь модераторов: глубина по статусам, причинам и муниципалитетам, возраст, "
+        "время до действия и до решения.",
+        panels,
+        [query_variable("municipality", "Муниципалитет",
+                        "label_values(dozor_moderation_items, municipality)", multi=True)],
+    )
+
+
+# --- Коннекторы -----------------------------------------------------------------------------
+
+CONNECTOR_JOBS = 'job=~"dozor-vk-callback|dozor-vk-poll|dozor-telegram"'
+LAST_SUCCESS = "page_id:dozor_ingest_last_success_timestamp_seconds:max"
+LAST_FAILURE = "page_id:dozor_ingest_last_failure_timestamp_seconds:max"
+# Pages whose last read failed (never read successfully counts as success at 0), as in
+# the alert DozorConnectorFailing without its hour.
+FAILING_PAGES = f"{LAST_FAILURE} > on (page_id) ({LAST_SUCCESS} or {LAST_FAILURE} * 0)"
+
+
+def failing_pages_table(grid) -> dict:
+    def column(value_expr: str) -> str:
+        return (f"(({value_expr}) and on (page_id) ({FAILING_PAGES}))"
+                " * on (page_id) group_left (name, municipality) page_id:dozor_page_info:max")
+
+    columns = [
+        ("Последняя ошибка", f"time() - {LAST_FAILURE}"),
+        ("Последнее успешное чтение", f"time() - {LAST_SUCCESS}"),
+    ]
+    targets = [target(column(expr), ref=chr(ord("A") + i), table=True)
+               for i, (_, expr) in enumerate(columns)]
+    p = panel(
+        "table", "Страницы, которые не читаются", targets, grid,
+        "Последняя попытка чтения завершилась ошибкой. Пустое «последнее успешное чтение» — "
+        "успешных чтений с запуска коннектора не было. Причина — в журнале коннектора и "
+        "в `dozor pages check`. Оповещение DozorConnectorFailing — через час.",
+        unit="dtdurations",
+    )
+    rename = {"name": "Страница", "municipality": "Муниципалитет", "page_id": "ID страницы"}
+    order = {"name": 0, "municipality": 1, "page_id": 2}
+    for i, (title, _) in enumerate(columns):
+        rename[f"Value #{chr(ord('A') + i)}"] = title
+        order[f"Value #{chr(ord('A') + i)}"] = 3 + i
+    p["transformations"] = [
+        {"id": "merge", "options": {}},
+        {"id": "organize", "options": {"excludeByName": {"Time": True},
+                                       "renameByName": rename, "indexByName": order}},
+    ]
+    link = [{"title": "Открыть дашборд страницы", "url": PAGE_DASHBOARD_LINK}]
+    p["fieldConfig"]["overrides"] = [
+        {"matcher": {"id": "byName", "options": "Страница"},
+         "properties": [{"id": "links", "value": link}, {"id": "custom.width", "value": 360}]},
+    ]
+    p["options"] = {"showHeader": True, "cellHeight": "sm",
+                    "sortBy": [{"displayName": "Последняя ошибка", "desc": False}],
+                    "footer": {"show": False, "reducer": ["sum"], "fields": ""}}
+    return p
+
+
+def connectors() -> dict:
+    panels = [
+        stat("Коннекторы в работе", f"count(up{{{CONNECTOR_JOBS}}} == 1) or vector(0)",
+             (0, 0, 4, 4), thresholds=[(None, "red"), (1, "green")],
+             description="vk-callback, vk-poll и (если запущен) telegram, чьи /metrics отвечают."),
+        stat("Страниц не читается", f"count({FAILING_PAGES}) or vector(0)", (4, 0, 4, 4),
+             thresholds=[(None, "green"), (1, "orange")]),
+        stat("Событий за час", "sum(increase(dozor_ingest_events_total[1h])) or vector(0)",
+             (8, 0, 4, 4), description="Сырых событий, принятых Kafka, от всех коннекторов."),
+        stat("Ошибок API за час",
+             "sum(increase(dozor_ingest_api_errors_total[1h])) or vector(0)", (12, 0, 4, 4),
+             thresholds=[(None, "green"), (1, "orange")]),
+        stat("Отказы Callback API за час",
+             'sum(increase(dozor_ingest_requests_total{connector="vk-callback", outcome!~"ok|confirmation|duplicate"}[1h]))'
+             " or vector(0)", (16, 0, 4, 4), thresholds=[(None, "green"), (1, "orange")],
+             description="Запросы к /vk/callback, на которые VK получил не «ok»: неверный "
+                         "секрет, неизвестное сообщество, слишком большое тело, Kafka недоступна."),
+        stat("Давнее всего читалась", f"max(time() - {LAST_SUCCESS})", (20, 0, 4, 4),
+             unit="dtdurations",
+             description="Сколько времени назад было последнее успешное чтение самой «забытой» "
+                         "страницы."),
+        timeseries("Запросы по исходам",
+                   [target("sum by (connector, outcome) (rate(dozor_ingest_requests_total[$__rate_interval]))",
+                           "{{connector}}: {{outcome}}")], (0, 4, 12, 8), unit="reqps",
+                   description="Callback API — запросы VK; опрос и Telegram — вызовы API платформ."),
+        timeseries("События по платформам и типам",
+                   [target("sum by (platform, type) (rate(dozor_ingest_events_total[$__rate_interval]))",
+                           "{{platform}}: {{type}}")], (12, 4, 12, 8), unit="ops", stack=True),
+        timeseries("Ошибки API по кодам",
+                   [target("sum by (connector, code) (increase(dozor_ingest_api_errors_total[$__rate_interval]))",
+                           "{{connector}}: {{code}}")], (0, 12, 12, 8), bars=True, stack=True,
+                   description="VK: 5 — токен, 6 и 9 — частота запросов (повторяются), 15 — нет "
+                               "доступа, 18 — сообщество удалено, 30 — закрыто. Telegram: 401, "
+                               "403, 409, 429."),
+        timeseries("Давность последнего успешного чтения (10 самых давних страниц)",
+                   [target(f"topk(10, time() - {LAST_SUCCESS})", "{{page_id}}")],
+                   (12, 12, 12, 8), unit="s"),
+        failing_pages_table((0, 20, 24, 8)),
+    ]
+    return dashboard(
+        "dozor-connectors", "Дозор — Коннекторы",
+        "Чтение страниц VK и Telegram: запросы, события, ошибки API, страницы, которые не читаются.",
+        panels, [], refresh="30s", time_from="now-6h",
+    )
+
+
 DASHBOARDS = {"dozor-overview.json": overview, "dozor-page.json": page,
-              "dozor-pipeline.json": pipeline}
+              "dozor-pipeline.json": pipeline, "dozor-moderation.json": moderation,
+              "dozor-connectors.json": connectors}
 
 
 def render() -> dict[str, str]:

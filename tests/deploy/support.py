@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -72,10 +73,42 @@ def alert_rules() -> list[dict]:
     return [rule for rule in load_rules() if "alert" in rule]
 
 
+# A metric name in a PromQL expression: a dozor_* series or a level:metric:operations
+# recording rule.
+METRIC_NAME = re.compile(r"\b([a-z_]+:dozor_[a-z_]+:[a-z0-9_]+|dozor_[a-z_]+)\b")
+EXPOSITION_SUFFIX = re.compile(r"_(bucket|sum|count)$")
+
+
+def declared_metrics() -> set[str]:
+    """Metric names declared in the code (prometheus_client, as quoted string literals).
+
+    client_python adds `_total` to counters and `_bucket`/`_sum`/`_count` to histograms.
+    """
+    names = set()
+    for folder in ("services", "streams", "models"):
+        for path in (REPO / folder).rglob("*.py"):
+            names.update(re.findall(r'"(dozor_[a-z_]+)"', path.read_text(encoding="utf-8")))
+    return names
+
+
+def unknown_metrics(expr: str) -> list[str]:
+    """The names in `expr` that neither the code declares nor a recording rule records."""
+    declared = declared_metrics()
+    recorded = {rule["record"] for rule in load_rules() if "record" in rule}
+    unknown = []
+    for name in METRIC_NAME.findall(expr):
+        if ":" in name:
+            known = name in recorded
+        else:
+            base = EXPOSITION_SUFFIX.sub("", name)
+            known = bool({name, base, base.removesuffix("_total")} & declared)
+        if not known:
+            unknown.append(name)
+    return unknown
+
+
 def webhook_variables() -> list[str]:
     """The ${ALERT_WEBHOOK_*} placeholders of the Alertmanager template, in order."""
-    import re
-
     text = (ALERTMANAGER_DIR / "alertmanager.yml.tmpl").read_text(encoding="utf-8")
     return list(dict.fromkeys(re.findall(r"\$\{(ALERT_WEBHOOK_[A-Z0-9_]+)\}", text)))
 

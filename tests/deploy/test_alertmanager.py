@@ -111,6 +111,36 @@ def test_pipeline_alerts_go_to_engineers_by_severity(config):
         assert got == [expected], rule["alert"]
 
 
+@pytest.mark.parametrize("municipality", municipalities())
+def test_connector_alert_goes_to_cur_only(config, municipality):
+    """A failing connector carries its page's municipality, but the ЦУР keeps the tokens."""
+    got = routes(config, "alertname=DozorConnectorFailing", "severity=warning",
+                 "scope=connector", "page_id=vk:-2000001", f"municipality={municipality}",
+                 "name=Страница")
+    assert got == ["cur-duty"]
+
+
+def test_moderation_queue_alert_goes_to_cur(config):
+    got = routes(config, "alertname=DozorModerationQueueGrowing", "severity=warning",
+                 "scope=moderation")
+    assert got == ["cur-duty"]
+
+
+def test_every_rule_scope_has_its_receivers(config):
+    """Each alert of the rule files, with its own labels, reaches exactly the expected receivers."""
+    expected = {"pipeline": None, "connector": ["cur-duty"], "moderation": ["cur-duty"]}
+    for rule in alert_rules():
+        labels = rule["labels"]
+        scope = labels.get("scope")
+        if scope not in expected:
+            continue
+        want = expected[scope] or (
+            ["dozor-oncall"] if labels["severity"] == "critical" else ["dozor-engineers"])
+        got = routes(config, f"alertname={rule['alert']}", f"severity={labels['severity']}",
+                     f"scope={scope}", "municipality=Вербовский район")
+        assert got == want, rule["alert"]
+
+
 def test_watchdog_goes_to_the_dead_mans_switch(config):
     assert routes(config, "alertname=Watchdog", "severity=none") == ["watchdog"]
 
@@ -130,3 +160,6 @@ def test_inhibition_targets_page_alerts():
     sources = {m for rule in rules for m in rule["source_matchers"]}
     assert 'alertname="DozorWorkerDown"' in sources
     assert 'alertname="DozorIngestionStalled"' in sources
+    connector = next(r for r in rules
+                     if r["source_matchers"] == ['alertname="DozorConnectorFailing"'])
+    assert connector["target_matchers"] == ['scope="page"'] and connector["equal"] == ["page_id"]

@@ -13,7 +13,14 @@ from tests.deploy.support import REPO
 # The compose specification's JSON schema, kept next to the repository (../shared in CI).
 SCHEMA_PATH = REPO / "../shared/data/compose-spec/compose-spec.json"
 SUBSTITUTION = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
-SERVICES = {"kafka", "worker", "prometheus", "alertmanager", "grafana"}
+# ${VAR:?message}: compose refuses to start while VAR is unset or empty (no default secret).
+REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?([^}]*)\}")
+REQUIRED_VARIABLES = {"POSTGRES_PASSWORD"}
+SERVICES = {"kafka", "worker", "prometheus", "alertmanager", "grafana",
+            "postgres", "moderation", "vk-callback", "vk-poll", "telegram"}
+DOZOR_SERVICES = {"worker": ["worker"], "moderation": ["moderation"],
+                  "vk-callback": ["ingest", "vk-callback"], "vk-poll": ["ingest", "vk-poll"],
+                  "telegram": ["ingest", "telegram"]}
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +74,24 @@ def test_every_variable_has_a_default_and_is_in_env_example(compose):
     text = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
     example = env_example()
     for match in SUBSTITUTION.finditer(text):
-        assert match.group(2), f"${{{match.group(1)}}} has no default"
+        # an explicit empty default (${VAR:-}) is a default: the variable is optional
+        assert match.group(2) is not None, f"${{{match.group(1)}}} has no default"
         assert match.group(1) in example, f"{match.group(1)} missing from .env.example"
         assert example[match.group(1)] == match.group(2), (
             f"{match.group(1)}: .env.example and the compose default differ"
         )
+
+
+def test_required_variables_are_secrets_without_default():
+    """Only the database password is required; .env.example names it with an empty value."""
+    text = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    required = {m.group(1) for m in REQUIRED.finditer(text)}
+    assert required == REQUIRED_VARIABLES
+    for match in REQUIRED.finditer(text):
+        assert match.group(2).strip(), f"{match.group(1)}: say how to set it"
+    example = env_example()
+    for name in required:
+        assert name in example and example[name] == "", f"{name}: list it in .env.example, empty"
 
 
 def test_every_service_has_a_healthcheck(compose):
@@ -100,6 +120,87 @@ def test_worker_is_scalable_and_configured(compose):
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "dozor-worker")
     assert job["dns_sd_configs"][0]["names"] == ["worker"]
     assert job["dns_sd_configs"][0]["port"] == 9464
+
+
+def test_dozor_processes_share_the_worker_image(compose):
+    """moderation and the connectors run the image the worker builds, each its own command."""
+    worker = compose["services"]["worker"]
+    for name, command in DOZOR_SERVICES.items():
+        service = compose["services"][name]
+        assert service["image"] == worker["image"] == "dozor:${DOZOR_VERSION:-0.1.0}", name
+        assert service["build"] == worker["build"], name
+        assert service["command"] == command, name
+        env = service["environment"]
+        assert env["DOZOR_KAFKA_BOOTSTRAP"] == "kafka:9092", name
+        assert env["DOZOR_PAGES_FILE"] == "/etc/dozor/pages.yaml", name
+        assert service["depends_on"]["kafka"] == {"condition": "service_healthy"}, name
+        assert resolve(service["volumes"][0], {}) == \
+            "./deploy/pages.example.yaml:/etc/dozor/pages.yaml:ro", name
+
+
+def test_postgres_is_pinned_persistent_and_checked(compose):
+    postgres = compose["services"]["postgres"]
+    image = resolve(postgres["image"], {})
+    assert re.fullmatch(r"postgres:16\.\d+-alpine", image), image
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+    assert "pg_isready" in postgres["healthcheck"]["test"]
+    assert REQUIRED.fullmatch(postgres["environment"]["POSTGRES_PASSWORD"])
+    assert "ports" not in postgres, "the database is for the stack only"
+
+
+def test_moderation_service(compose):
+    moderation = compose["services"]["moderation"]
+    env = moderation["environment"]
+    url = env["DOZOR_DATABASE_URL"]
+    assert url.startswith("postgresql+psycopg://dozor:${POSTGRES_PASSWORD:?")
+    assert url.endswith("@postgres:5432/dozor")
+    assert env["DOZOR_MODERATION_HOST"] == "0.0.0.0" and str(env["DOZOR_MODERATION_PORT"]) == "8080"
+    assert resolve(env["DOZOR_MODERATION_COOKIE_SECURE"], {}) == "true"
+    assert [resolve(p, {}) for p in moderation["ports"]] == ["127.0.0.1:8080:8080"]
+    assert moderation["depends_on"]["postgres"] == {"condition": "service_healthy"}
+    assert "/healthz" in " ".join(moderation["healthcheck"]["test"])
+    prometheus = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "dozor-moderation")
+    assert job["static_configs"][0]["targets"] == ["moderation:8080"]
+
+
+def test_connectors(compose):
+    services = compose["services"]
+    callback = services["vk-callback"]
+    assert [resolve(p, {}) for p in callback["ports"]] == ["127.0.0.1:8081:8081"]
+    assert callback["environment"]["DOZOR_VK_CALLBACK_HOST"] == "0.0.0.0"
+    assert str(callback["environment"]["DOZOR_VK_CALLBACK_PORT"]) == "8081"
+    for name in ("vk-callback", "vk-poll", "telegram"):
+        service = services[name]
+        assert str(service["environment"]["DOZOR_INGEST_METRICS_PORT"]) == "9465", name
+        assert service["environment"]["DOZOR_SECRETS_FILE"] == "/run/secrets/dozor-secrets"
+        assert service["secrets"] == ["dozor-secrets"], name
+        assert "9465" in service["expose"], name
+    assert "ports" not in services["vk-poll"] and "ports" not in services["telegram"]
+    # Telegram: only with its profile; a clean exit (no token) is not restarted.
+    telegram = services["telegram"]
+    assert telegram["profiles"] == ["telegram"] and telegram["restart"] == "on-failure"
+    assert telegram["environment"]["DOZOR_TELEGRAM_BOT_TOKEN"] == "${DOZOR_TELEGRAM_BOT_TOKEN:-}"
+    secrets_file = resolve(compose["secrets"]["dozor-secrets"]["file"], {})
+    assert (REPO / secrets_file).is_file(), secrets_file
+    prometheus = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    jobs = {j["job_name"]: j for j in prometheus["scrape_configs"]}
+    assert jobs["dozor-vk-callback"]["static_configs"][0]["targets"] == ["vk-callback:9465"]
+    assert jobs["dozor-vk-poll"]["static_configs"][0]["targets"] == ["vk-poll:9465"]
+    assert jobs["dozor-telegram"]["dns_sd_configs"][0]["names"] == ["telegram"]
+    assert jobs["dozor-telegram"]["dns_sd_configs"][0]["port"] == 9465
+
+
+def test_example_secrets_name_every_secret_of_the_example_registry():
+    """Each vk_secret_env / vk_token_env of pages.example.yaml is in secrets.example.yaml, empty."""
+    pages = yaml.safe_load((REPO / "deploy/pages.example.yaml").read_text(encoding="utf-8"))
+    secrets = yaml.safe_load((REPO / "deploy/secrets.example.yaml").read_text(encoding="utf-8"))
+    named = {page[key] for page in pages["pages"] for key in ("vk_secret_env", "vk_token_env")
+             if page.get(key)}
+    assert named and named == set(secrets)
+    assert all(value == "" for value in secrets.values()), "no real secret in the example"
+    assert {page.get("connector") for page in pages["pages"]} >= {"vk-callback", "vk-poll",
+                                                                 "telegram"}
 
 
 def test_named_volumes_are_declared(compose):

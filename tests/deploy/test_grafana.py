@@ -9,10 +9,10 @@ import re
 import pytest
 import yaml
 
-from tests.deploy.support import DEPLOY
+from tests.deploy.support import DEPLOY, unknown_metrics
 
 GRAFANA = DEPLOY / "grafana"
-UIDS = {"dozor-overview", "dozor-page", "dozor-pipeline"}
+UIDS = {"dozor-overview", "dozor-page", "dozor-pipeline", "dozor-moderation", "dozor-connectors"}
 CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
 
 
@@ -56,6 +56,36 @@ def test_panels_query_prometheus(name):
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
             assert target["expr"].strip() and target["datasource"]["uid"] == "${datasource}"
+
+
+def test_queries_name_declared_metrics_and_recording_rules():
+    """Every dozor_* series a panel reads is declared in the code or recorded by a rule."""
+    unknown = []
+    for board in dashboards().values():
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                unknown += [f"{board['uid']} / {panel['title']}: {name}"
+                            for name in unknown_metrics(target["expr"])]
+    assert not unknown, "\n".join(sorted(set(unknown)))
+
+
+def test_moderation_and_connector_panels():
+    """Issue 16 and 17: the dashboards show the queue and the connectors (contract D names)."""
+    exprs = {uid: " ".join(t["expr"] for p in board["panels"] for t in p["targets"])
+             for uid, board in ((b["uid"], b) for b in dashboards().values())}
+    for metric in ("dozor_moderation_items", "dozor_moderation_oldest_new_item_timestamp_seconds",
+                   "dozor_moderation_first_action_seconds_bucket",
+                   "dozor_moderation_resolution_seconds_bucket",
+                   "dozor_moderation_actions_total"):
+        assert metric in exprs["dozor-moderation"], metric
+    for grouping in ("by (status)", "by (reason)", "by (municipality)", "by (action)"):
+        assert grouping in exprs["dozor-moderation"], grouping
+    for metric in ("dozor_ingest_requests_total", "dozor_ingest_events_total",
+                   "dozor_ingest_api_errors_total",
+                   "page_id:dozor_ingest_last_failure_timestamp_seconds:max"):
+        assert metric in exprs["dozor-connectors"], metric
+    for grouping in ("by (connector, outcome)", "by (platform, type)", "by (connector, code)"):
+        assert grouping in exprs["dozor-connectors"], grouping
 
 
 def test_page_dashboard_variable():

@@ -9,7 +9,11 @@ timers cut to a second. Then:
     arrives through Alertmanager at a local webhook receiver, at each page's municipal
     receiver only, with the page's name and municipality;
   * every PromQL expression of every rule and every dashboard panel is evaluated against
-    that Prometheus and must succeed; those about open/overdue questions must return data.
+    that Prometheus and must succeed; those about open/overdue questions must return data,
+    and so must those about the moderation queue and about failing connector reads:
+    a real `dozor moderation` (SQLite) consumes the worker's flags and is scraped as
+    `dozor-moderation`, and the connectors' own metrics module (services/ingest/metrics.py)
+    is served as `dozor-vk-poll` with one page whose reads fail.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -30,6 +35,7 @@ import pytest
 import yaml
 
 from services.broker import free_port
+from services.ingest.metrics import IngestMetrics, serve_metrics
 from tests.deploy.support import (
     ALERTMANAGER_DIR,
     DEPLOY,
@@ -108,7 +114,12 @@ def render_rules(destination: Path) -> Path:
     return destination
 
 
-def render_prometheus(tmp: Path, worker_port: int, prometheus_port: int, am_port: int) -> Path:
+# Scrape jobs of prometheus.yml that this test runs nothing for (dropped from the copy).
+NOT_RUN = {"dozor-vk-callback", "dozor-telegram"}
+
+
+def render_prometheus(tmp: Path, loopback: dict[str, int], am_port: int) -> Path:
+    """The repository's prometheus.yml with every job it runs pointed at a loopback port."""
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
     config["global"].update(scrape_interval="1s", evaluation_interval="1s")  # test timing
     rules = render_rules(tmp / "rules")
@@ -116,8 +127,10 @@ def render_prometheus(tmp: Path, worker_port: int, prometheus_port: int, am_port
     config["alerting"]["alertmanagers"] = [
         {"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}
     ]
-    loopback = {"dozor-worker": worker_port, "prometheus": prometheus_port,
-                "alertmanager": am_port}
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    assert jobs == set(loopback) | NOT_RUN, f"a scrape job the test does not know: {jobs}"
+    config["scrape_configs"] = [job for job in config["scrape_configs"]
+                                if job["job_name"] not in NOT_RUN]
     for job in config["scrape_configs"]:
         job.pop("dns_sd_configs", None)
         job["static_configs"] = [{"targets": [f"127.0.0.1:{loopback[job['job_name']]}"]}]
@@ -223,8 +236,37 @@ def dashboard_expressions() -> list[tuple[str, str]]:
 
 
 def needs_data(expr: str) -> bool:
-    """The scenario leaves open and overdue questions: expressions about them have data."""
-    return bool(re.search(r"dozor_questions_(open|overdue)", expr))
+    """Expressions that must return data in this scenario.
+
+    The scenario leaves open and overdue questions, the worker flags them into the
+    moderation queue (new items), and one page's connector reads fail. The queue alert's
+    own expression stays empty (it needs hours of growth in working hours).
+    """
+    if re.search(r"dozor_questions_(open|overdue)", expr):
+        return True
+    if "dozor_moderation_items" in expr and "deriv(" not in expr:
+        return True
+    return "dozor_ingest_last_failure_timestamp_seconds" in expr
+
+
+def start_connector_metrics(port: int):
+    """The connectors' metrics module, as `dozor ingest vk-poll` serves it.
+
+    vk:-2000099 (not in the registry) has failed since its last success an hour ago;
+    vk:-2000006 failed once and was read again, so its own alerts are not inhibited.
+    """
+    metrics = IngestMetrics()
+    now = time.time()
+    metrics.page_ok("vk:-2000099", at=now - 3600)
+    metrics.page_failed("vk:-2000099", at=now - 5)
+    metrics.page_failed("vk:-2000006", at=now - 600)
+    metrics.page_ok("vk:-2000006", at=now - 5)
+    metrics.request("vk-poll", "ok")
+    metrics.request("vk-poll", "api_error")
+    metrics.api_error("vk-poll", 5)
+    metrics.produced("vk", "wall_reply_new", 3)
+    server, _thread = serve_metrics(metrics, "127.0.0.1", port)
+    return server
 
 
 # --- the test -------------------------------------------------------------------------
@@ -245,8 +287,24 @@ def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bo
         "DOZOR_CLOCK_IDLE_SECONDS": "1",
     })
     prometheus_port, am_port = free_port(), free_port()
+    moderation_port, connector_port = free_port(), free_port()
     processes: list[Process] = []
+    connector_metrics = start_connector_metrics(connector_port)
     try:
+        moderation_env = {k: v for k, v in worker.env.items()
+                          if k.startswith("DOZOR_TOPIC_") or k == "DOZOR_KAFKA_BOOTSTRAP"}
+        moderation_env = {k: v for k, v in os.environ.items() if not k.startswith("DOZOR_")} | \
+            moderation_env | {
+                "DOZOR_DATABASE_URL": f"sqlite:///{tmp_path / 'moderation.sqlite3'}",
+                "DOZOR_DATA_DIR": str(tmp_path / "moderation-data"),
+                "DOZOR_PAGES_FILE": str(SCENARIO / "pages.yaml"),
+                "DOZOR_MODERATION_HOST": "127.0.0.1",
+                "DOZOR_MODERATION_PORT": str(moderation_port),
+                "DOZOR_MODERATION_GROUP": f"{worker.env['DOZOR_APP_ID']}-moderation",
+            }
+        moderation = Process([sys.executable, "-m", "services.cli", "moderation"],
+                             tmp_path / "moderation.log", env=moderation_env)
+        processes.append(moderation)
         urls = {v: f"{webhook.url}/{v.removeprefix('ALERT_WEBHOOK_').lower().replace('_', '-')}"
                 for v in webhook_variables()}
         alertmanager = Process(
@@ -259,9 +317,12 @@ def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bo
                  "ALERTMANAGER_BIN": tool("prometheus-alertmanager"), **urls},
         )
         processes.append(alertmanager)
+        loopback = {"dozor-worker": worker.metrics_port, "prometheus": prometheus_port,
+                    "alertmanager": am_port, "dozor-moderation": moderation_port,
+                    "dozor-vk-poll": connector_port}
         prometheus = Process(
             [tool("prometheus"),
-             f"--config.file={render_prometheus(tmp_path, worker.metrics_port, prometheus_port, am_port)}",
+             f"--config.file={render_prometheus(tmp_path, loopback, am_port)}",
              f"--storage.tsdb.path={tmp_path / 'prom-data'}",
              f"--web.listen-address=127.0.0.1:{prometheus_port}",
              # Alerts that fire before the notifier has found Alertmanager are sent again
@@ -275,6 +336,8 @@ def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bo
                  message="alertmanager ready")
         wait_for(lambda: ready(prometheus, f"http://127.0.0.1:{prometheus_port}/-/ready"), 30,
                  message="prometheus ready")
+        wait_for(lambda: ready(moderation, f"http://127.0.0.1:{moderation_port}/healthz"), 120,
+                 message="moderation ready")
 
         sent = replay_file(shifted_events(tmp_path), kafka_bootstrap,
                            topic=worker.topics["raw_vk"])
@@ -312,7 +375,26 @@ def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bo
         wait_for(lambda: webhook.alerts("Watchdog"), 30, message="Watchdog at its receiver")
         assert {path for path, _ in webhook.alerts("Watchdog")} == {"/watchdog"}
 
-        # 3. Every rule and dashboard expression evaluates; question expressions have data.
+        # 3. The flags reached the moderation queue, and Prometheus scraped it.
+        def queued() -> bool:
+            query = urllib.parse.urlencode(
+                {"query": 'status:dozor_moderation_items:sum{status="new"}'})
+            result = get_json(f"{api}/query?{query}")["data"]["result"]
+            return bool(result) and float(result[0]["value"][1]) >= 2
+
+        wait_for(queued, 60, message=f"flags in the moderation queue: {moderation.logs()}")
+        connector_alert = wait_for(
+            lambda: [a for a in get_json(f"{api}/alerts")["data"]["alerts"]
+                     if a["labels"]["alertname"] == "DozorConnectorFailing"
+                     and a["state"] == "firing"], 60, message="DozorConnectorFailing firing")
+        assert [a["labels"]["page_id"] for a in connector_alert] == ["vk:-2000099"]
+        # A connector alert goes to the ЦУР only, whatever page it is about.
+        wait_for(lambda: webhook.alerts("DozorConnectorFailing"), 60,
+                 message=f"DozorConnectorFailing at cur-duty; {alertmanager.logs()}")
+        assert {path for path, _ in webhook.alerts("DozorConnectorFailing")} == {"/cur-duty"}
+
+        # 4. Every rule and dashboard expression evaluates; those about questions, the
+        # moderation queue and failing connector reads have data.
         failures = []
         for where, expr in rule_expressions() + dashboard_expressions():
             query = urllib.parse.urlencode({"query": expr})
@@ -333,4 +415,5 @@ def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bo
     finally:
         for process in reversed(processes):
             process.stop()
+        connector_metrics.shutdown()
         worker.stop()

@@ -15,6 +15,7 @@ from tests.deploy.support import (
     rule_files,
     run_tool,
     tool,
+    unknown_metrics,
 )
 
 SEVERITIES = {"critical", "warning", "info", "none"}
@@ -25,7 +26,11 @@ REQUIRED_ALERTS = {
     "DozorQuestionsOverdue", "DozorNegativeSpike", "DozorPageSilent",
     "DozorMunicipalityAnswersLate", "DozorIngestionStalled", "DozorWorkerDown",
     "DozorConsumerLagGrowing", "DozorDeadLettersRising", "DozorClassifierSlow", "Watchdog",
+    # issue 16 (moderation queue) and issue 17 (connectors)
+    "DozorModerationQueueGrowing", "DozorModerationServiceDown",
+    "DozorConnectorFailing", "DozorConnectorDown",
 }
+SCOPES = {"page", "municipality", "pipeline", "connector", "moderation"}
 
 
 def test_promtool_check_config():
@@ -81,9 +86,13 @@ def test_alert_conventions(rule):
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
 def test_page_alerts_carry_page_and_municipality(rule):
-    """Alertmanager routes page alerts on `municipality`: they must join the page registry."""
+    """Alertmanager routes page alerts on `municipality`: they must join the page registry.
+
+    A connector alert is about one page too: it names the page the same way.
+    """
     scope = rule.get("labels", {}).get("scope")
-    if scope == "page":
+    assert scope in SCOPES or rule["alert"] == "Watchdog", f"{rule['alert']}: scope {scope}"
+    if scope in ("page", "connector"):
         assert "group_left (platform, name, municipality)" in rule["expr"] or \
             'page_id:dozor_page_info:max{name!=""}' in rule["expr"], rule["alert"]
         assert "$labels.name" in rule["annotations"]["description"]
@@ -104,6 +113,33 @@ def test_runbook_exists_with_sections(rule):
 def test_no_orphan_runbooks():
     names = {rule["alert"] for rule in alert_rules()}
     assert {p.stem for p in RUNBOOK_DIR.glob("*.md")} == names
+
+
+def test_rules_use_the_scrape_jobs_of_prometheus_yml():
+    """A `job="..."` in a rule must name a job that prometheus.yml scrapes."""
+    import yaml
+
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    for rule in load_rules():
+        for match in re.finditer(r'job(=~?)"([^"]+)"', rule["expr"]):
+            named = match.group(2).split("|") if match.group(1) == "=~" else [match.group(2)]
+            assert set(named) <= jobs, f"{rule.get('alert') or rule.get('record')}: {named}"
+
+
+def test_new_service_metrics_are_the_contract_names():
+    """The connector and moderation rules read the metric names of the team's contract D."""
+    exprs = " ".join(rule["expr"] for rule in load_rules())
+    for name in ("dozor_ingest_last_success_timestamp_seconds",
+                 "dozor_ingest_last_failure_timestamp_seconds",
+                 "dozor_moderation_items", "dozor_moderation_oldest_new_item_timestamp_seconds"):
+        assert name in exprs, name
+
+
+@pytest.mark.parametrize("rule", load_rules(), ids=lambda r: r.get("alert") or r["record"])
+def test_rules_read_declared_metrics(rule):
+    """A rule over a misspelt or undeclared metric would never fire: names must exist."""
+    assert not unknown_metrics(rule["expr"])
 
 
 def test_recording_rule_names():
