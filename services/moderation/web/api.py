@@ -12,7 +12,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from services.moderation.errors import InvalidTransition, ModerationError, NotFound, PermissionDenied
 from services.moderation.store import ItemDetail, ItemFilter, User
 
 from . import views
@@ -141,17 +140,7 @@ def get_item(flag_id: FlagId, request: Request, user: User = Depends(api_user)) 
 
 
 def _run(request: Request, user: User, flag_id: str, action: str, call):
-    try:
-        result = call()
-    except NotFound:
-        raise HTTPException(404, "Элемент не найден.") from None
-    except PermissionDenied as exc:
-        raise HTTPException(403, views.sentence(exc)) from None
-    except InvalidTransition as exc:
-        raise HTTPException(409, views.sentence(exc)) from None
-    except ModerationError as exc:
-        raise HTTPException(422, views.sentence(exc)) from None
-    return result
+    return views.run_action(call)
 
 
 @router.post("/items/{flag_id}/take", response_model=ItemDetailOut, responses=ITEM_ERRORS,

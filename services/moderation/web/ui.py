@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from services.moderation.errors import InvalidTransition, ModerationError, NotFound, PermissionDenied
+from services.moderation.errors import NotFound
 from services.moderation.store import ItemFilter, SessionInfo
 
 from . import views
@@ -369,16 +369,7 @@ def _render_item(request: Request, session: SessionInfo, item, *, messages=None,
 
 def _act(request: Request, session: SessionInfo, flag_id: str, action: str, call) -> Response:
     """Run one workflow step; answer JSON to the queue's script, a redirect to a form."""
-    try:
-        call()
-    except NotFound:
-        raise HTTPException(404, "Элемент не найден.") from None
-    except PermissionDenied as exc:
-        raise HTTPException(403, views.sentence(exc)) from None
-    except InvalidTransition as exc:
-        raise HTTPException(409, views.sentence(exc)) from None
-    except ModerationError as exc:
-        raise HTTPException(422, views.sentence(exc)) from None
+    views.run_action(call)
     if wants_json(request):
         return JSONResponse({"message": DONE_MESSAGES[action], "flag_id": flag_id})
     return RedirectResponse(f"/items/{flag_id}?done={action}", status_code=303)

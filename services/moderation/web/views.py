@@ -60,6 +60,30 @@ def sentence(message: object) -> str:
     return (text[:1].upper() + text[1:]).rstrip(".") + "." if text else "Действие не выполнено."
 
 
+def run_action(call):
+    """Run a store call for a person's request; the store's refusals become HTTP errors.
+
+    Another municipality's item answers 404 like a missing one (NotFound from the store), so
+    flag ids cannot be probed.
+    """
+    from fastapi import HTTPException
+
+    from services.moderation.errors import (
+        InvalidTransition, ModerationError, NotFound, PermissionDenied,
+    )
+
+    try:
+        return call()
+    except NotFound:
+        raise HTTPException(404, "Элемент не найден.") from None
+    except PermissionDenied as exc:
+        raise HTTPException(403, sentence(exc)) from None
+    except InvalidTransition as exc:
+        raise HTTPException(409, sentence(exc)) from None
+    except ModerationError as exc:
+        raise HTTPException(422, sentence(exc)) from None
+
+
 def label(mapping: dict[str, str], value: str | None) -> str:
     """The Russian name of a code, or the code itself when it has none."""
     if value is None:
