@@ -24,8 +24,22 @@ worker normalises it (streams/normalize/telegram.py).
   between the two re-delivers the last round; the worker drops those copies by their canonical
   event id. Nothing is lost: the offset never runs ahead of what Kafka holds.
 - Metrics (contract D, connector ``telegram``): API calls by outcome, API errors by code,
-  updates produced by update type, last success / failure per registered page (one long poll
-  serves every page, so a round's outcome is every page's outcome).
+  updates produced by update type, last success / failure per registered page.
+- **Per-page health.** One long poll serves every page, so a successful ``getUpdates`` says
+  nothing about one channel: a bot demoted or removed in one channel simply stops receiving
+  its updates. At the start and then every `health_interval` seconds (default 600) each page
+  is checked (`check_health`, 8 pages at a time): ``getChat`` and ``getChatMember`` (the bot
+  itself) of the channel — the bot must be an administrator or the creator — and of the
+  discussion group — the bot must be an administrator, or a member with privacy mode off
+  (``getMe().can_read_all_group_messages``; a plain member with privacy mode on does not get
+  the comments). Cost: 4 calls per page + 1 ``getMe`` per check, i.e. 0.7 calls/s for 100
+  pages against the Bot API's ~30/s. A failing page gets
+  ``dozor_ingest_last_failure_timestamp_seconds`` now, the Bot API error code (or
+  ``not_admin`` / ``not_member`` / ``privacy_mode`` where the call worked but the status is
+  wrong) in ``dozor_ingest_api_errors_total``, and one Russian log line per check; it gets no
+  success timestamp until a check passes again, so DozorConnectorFailing fires after an hour.
+  Healthy pages get a success timestamp after every successful ``getUpdates`` round; a failed
+  round marks every page failed. The health check never stops reading.
 - No token (DOZOR_TELEGRAM_BOT_TOKEN unset): says so and exits 0 — docker compose starts the
   service everywhere and it stays quiet where nobody configured a bot.
 """
@@ -118,6 +132,58 @@ class UpdateRouter:
         return None
 
 
+#: pages checked at the same time by `check_health`
+HEALTH_CONCURRENCY = 8
+DEFAULT_HEALTH_INTERVAL = 600.0
+CHANNEL_STATUSES_OK = frozenset({"administrator", "creator"})
+
+
+@dataclass
+class PageHealth:
+    """The outcome of one page's health check: ok, or a metric code and a Russian reason."""
+
+    page_id: str
+    code: str | None = None  # Bot API error code, or not_admin / not_member / privacy_mode
+    reason: str | None = None
+    api_error: bool = False  # the code is a Bot API error (already counted by the client)
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def member_problem(member: dict[str, Any], *, channel: bool,
+                   reads_all_group_messages: bool) -> tuple[str, str] | None:
+    """What is wrong with the bot's ChatMember in a channel or discussion group (None: fine).
+
+    Channel: administrator or creator (only admins receive channel posts). Group: an
+    administrator, or a member (or restricted member) that reads all messages, i.e. with
+    privacy mode off — with it on, a plain member does not receive the comments.
+    """
+    status = member.get("status")
+    if status in CHANNEL_STATUSES_OK:
+        return None
+    if channel:
+        return "not_admin", f"бот не администратор канала (статус {status})"
+    if status == "member" or (status == "restricted" and member.get("is_member")):
+        if reads_all_group_messages:
+            return None
+        return ("privacy_mode", "бот — рядовой участник группы обсуждения с включённым "
+                "режимом приватности и не получает комментарии: сделайте его администратором "
+                "группы или отключите privacy mode в @BotFather")
+    return "not_member", f"бот не состоит в группе обсуждения (статус {status})"
+
+
+def call_counter(metrics: IngestMetrics):
+    """The client's `on_call` hook: API calls by outcome and API errors by code (contract D)."""
+    def on_call(outcome: str, code: int | None) -> None:
+        metrics.request(CONNECTOR, outcome)
+        if code is not None:
+            metrics.api_error(CONNECTOR, code)
+
+    return on_call
+
+
 @dataclass
 class RoundResult:
     """What one getUpdates round did."""
@@ -141,6 +207,7 @@ class TelegramConnector:
         topic: str,
         poll_timeout: int = 25,
         retry_pause: float = 5.0,
+        health_interval: float | None = DEFAULT_HEALTH_INTERVAL,
     ) -> None:
         self.client = client
         self.producer = producer
@@ -152,33 +219,99 @@ class TelegramConnector:
         self.retry_pause = retry_pause
         self.cursor_key = f"telegram:offset:{client.bot_id}"
         self.offset: int | None = None
+        #: seconds between two health checks (None: none after the one at the start)
+        self.health_interval = health_interval
+        #: page id -> passed its last health check (pages are healthy until checked)
+        self.healthy: dict[str, bool] = {p: True for p in router.page_ids}
+        self._next_health = 0.0  # loop time of the next check in `run`
+        self._linked_warned: set[int] = set()
 
     async def start(self) -> None:
-        """Load the stored offset (after `cursors.load()`) and check the registered chats."""
+        """Load the stored offset (after `cursors.load()`) and check the registered pages."""
         stored = self.cursors.get(self.cursor_key)
         self.offset = int(stored) if stored is not None else None
         log.info("telegram: %d страниц, продолжаю с offset %s", len(self.router.channels),
                  self.offset)
-        await self.check_chats()
+        await self.check_health()
 
-    async def check_chats(self) -> None:
-        """getChat for each channel: warn where the registry and Telegram disagree."""
-        for channel_id, page_id in sorted(self.router.channels.items()):
+    async def check_health(self) -> list[PageHealth]:
+        """Check every page (see the module docstring) and set its metrics; 401 raises."""
+        try:
+            me = await self.client.get_me()
+            reads_all = bool(me.get("can_read_all_group_messages"))
+        except TelegramUnauthorized:
+            raise
+        except (TelegramApiError, TelegramTransportError):
+            reads_all = True  # unknown: the page checks below show what is really wrong
+        groups = {c: g for g, c in self.router.discussions.items()}
+        semaphore = asyncio.Semaphore(HEALTH_CONCURRENCY)
+
+        async def one(channel_id: int, page_id: str) -> PageHealth:
+            async with semaphore:
+                return await self._check_page(channel_id, page_id, groups.get(channel_id),
+                                              reads_all)
+
+        pages = sorted(self.router.channels.items())
+        # every check ends before a 401 (or a bug) is raised: no check left running
+        outcomes = await asyncio.gather(*(one(c, p) for c, p in pages), return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        results = [o for o in outcomes if isinstance(o, PageHealth)]
+        for health in results:
+            self._record(health)
+        if self.health_interval is not None:
+            self._next_health = asyncio.get_running_loop().time() + self.health_interval
+        return results
+
+    async def _check_page(self, channel_id: int, page_id: str, group_id: int | None,
+                          reads_all: bool) -> PageHealth:
+        bot = self.client.bot_user_id
+        for chat_id, is_channel in ((channel_id, True), (group_id, False)):
+            if chat_id is None:
+                continue  # no discussion group registered: `dozor pages check` says so
+            where = "канал" if is_channel else f"группа обсуждения {chat_id}"
             try:
-                info = await self.client.get_chat(channel_id)
+                info = await self.client.get_chat(chat_id)
+                member = await self.client.get_chat_member(chat_id, bot)
             except TelegramUnauthorized:
                 raise
-            except (TelegramApiError, TelegramTransportError) as exc:
-                self.metrics.page_failed(page_id)
-                log.warning("telegram: канал %s недоступен боту (%s): добавьте бота "
-                            "администратором канала", page_id, exc)
-                continue
-            linked = info.get("linked_chat_id")
-            known = [g for g, c in self.router.discussions.items() if c == channel_id]
-            if linked is not None and linked not in known:
-                log.warning("telegram: у канала %s группа обсуждения %s, а в реестре %s — "
-                            "комментарии этой группы не будут учитываться; исправьте "
-                            "telegram_discussion_id", page_id, linked, known or "не указана")
+            except TelegramApiError as exc:
+                return PageHealth(page_id, str(exc.code), f"{where}: ошибка Bot API "
+                                  f"{exc.code} ({exc.description})", api_error=True)
+            except TelegramTransportError as exc:
+                return PageHealth(page_id, None, f"{where}: Telegram недоступен ({exc})")
+            problem = member_problem(member, channel=is_channel,
+                                     reads_all_group_messages=reads_all)
+            if problem is not None:
+                return PageHealth(page_id, problem[0], f"{where}: {problem[1]}")
+            if is_channel:
+                self._warn_linked(channel_id, page_id, info.get("linked_chat_id"), group_id)
+        return PageHealth(page_id)
+
+    def _warn_linked(self, channel_id: int, page_id: str, linked: int | None,
+                     group_id: int | None) -> None:
+        """Warn (once per run) where the registry and Telegram disagree on the group."""
+        if linked is None or linked == group_id or channel_id in self._linked_warned:
+            return
+        self._linked_warned.add(channel_id)
+        log.warning("telegram: у канала %s группа обсуждения %s, а в реестре %s — "
+                    "комментарии этой группы не будут учитываться; исправьте "
+                    "telegram_discussion_id", page_id, linked,
+                    group_id if group_id is not None else "не указана")
+
+    def _record(self, health: PageHealth) -> None:
+        was_healthy = self.healthy.get(health.page_id, True)
+        self.healthy[health.page_id] = health.ok
+        if health.ok:
+            self.metrics.page_ok(health.page_id)
+            if not was_healthy:
+                log.info("telegram: страница %s снова читается", health.page_id)
+            return
+        self.metrics.page_failed(health.page_id)
+        if health.code is not None and not health.api_error:
+            self.metrics.api_error(CONNECTOR, health.code)  # API errors: counted by the client
+        log.warning("telegram: страница %s не читается: %s", health.page_id, health.reason)
 
     async def poll_once(self) -> RoundResult:
         """One getUpdates round: produce, wait for the acks, then store the new offset."""
@@ -199,7 +332,8 @@ class TelegramConnector:
             await self.cursors.commit(self.cursor_key, self.offset)
         result.produced, result.offset = len(batch), self.offset
         for page_id in self.router.page_ids:
-            self.metrics.page_ok(page_id)
+            if self.healthy.get(page_id, True):  # a failing page waits for a passed check
+                self.metrics.page_ok(page_id)
         return result
 
     def _route(self, updates: Iterable[RawUpdate], result: RoundResult):
@@ -232,11 +366,21 @@ class TelegramConnector:
             stopping.cancel()
 
     async def _round_or_stop(self, stopping: asyncio.Task) -> None:
-        """One round; a stop request cancels it (a long poll must not delay shutdown).
+        """One round (after the health check when it is due); a stop request cancels it (a
+        long poll must not delay shutdown).
 
         Cancelled between the acks and the offset write, the round's updates come again after
         the restart and the worker drops the copies, as after a crash.
         """
+        loop = asyncio.get_running_loop()
+        if self.health_interval is not None and loop.time() >= self._next_health:
+            check = asyncio.create_task(self.check_health())
+            await asyncio.wait({check, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not check.done():
+                check.cancel()
+                await asyncio.gather(check, return_exceptions=True)
+                return
+            check.result()  # only 401 raises: the token is gone, the connector stops
         round_ = asyncio.create_task(self.poll_once())
         await asyncio.wait({round_, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if not round_.done():
@@ -255,8 +399,13 @@ class TelegramConnector:
 
 async def run_connector(settings, metrics: IngestMetrics, once: bool = False,
                         stop: asyncio.Event | None = None,
-                        max_attempts: int = 5) -> RoundResult | None:
-    """Wire the connector from `settings`; one round with `once`, else until `stop`."""
+                        max_attempts: int = 5,
+                        health_interval: float | None = DEFAULT_HEALTH_INTERVAL,
+                        ) -> RoundResult | None:
+    """Wire the connector from `settings`; one round with `once`, else until `stop`.
+
+    `health_interval`: seconds between two per-page health checks (one at the start always).
+    """
     registry = PageRegistry.load(settings.pages_file)
     router = UpdateRouter.from_registry(registry)
     if not router.channels:
@@ -266,20 +415,16 @@ async def run_connector(settings, metrics: IngestMetrics, once: bool = False,
     await producer.start(retry_for=60.0)
     cursors = CursorStore(settings.kafka_bootstrap, settings.topic_ingest_cursors, producer)
 
-    def on_call(outcome: str, code: int | None) -> None:
-        metrics.request(CONNECTOR, outcome)
-        if code is not None:
-            metrics.api_error(CONNECTOR, code)
-
     # Bounded attempts: a long outage must end the round as a failure, so that the pages'
     # last-failure metric moves (alert DozorConnectorFailing); `run` then tries again.
     client = TelegramClient(settings.telegram_bot_token, settings.telegram_api_url,
-                            max_attempts=max_attempts, on_call=on_call)
+                            max_attempts=max_attempts, on_call=call_counter(metrics))
     try:
         await cursors.load()
         connector = TelegramConnector(
             client, producer, cursors, router, metrics, settings.topic_raw_telegram,
             poll_timeout=0 if once else settings.telegram_poll_timeout_seconds,
+            health_interval=health_interval,
         )
         await connector.start()
         if once:
@@ -292,7 +437,8 @@ async def run_connector(settings, metrics: IngestMetrics, once: bool = False,
 
 
 def run(settings, args) -> int:
-    """Entry point of `dozor ingest telegram [--once]`."""
+    """Entry point of `dozor ingest telegram [--once] [--health-minutes M]` (the option falls
+    back to the default where the command line does not define it)."""
     if not settings.telegram_bot_token:
         print(NO_TOKEN_MESSAGE)
         return 0
@@ -301,6 +447,12 @@ def run(settings, args) -> int:
               file=sys.stderr)
         return 2
     once = bool(getattr(args, "once", False))
+    minutes = getattr(args, "health_minutes", None)
+    health_interval = DEFAULT_HEALTH_INTERVAL if minutes is None else float(minutes) * 60.0
+    if health_interval <= 0:
+        print("dozor ingest telegram: --health-minutes должно быть больше нуля",
+              file=sys.stderr)
+        return 2
     metrics = IngestMetrics()
     if not once:
         serve_metrics(metrics, settings.metrics_host, settings.ingest_metrics_port)
@@ -310,7 +462,8 @@ def run(settings, args) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        return await run_connector(settings, metrics, once=once, stop=stop)
+        return await run_connector(settings, metrics, once=once, stop=stop,
+                                   health_interval=health_interval)
 
     try:
         result = asyncio.run(main())

@@ -1,4 +1,5 @@
-"""A small Telegram Bot API client for `dozor ingest telegram`: getUpdates and getChat.
+"""A small Telegram Bot API client for `dozor ingest telegram`: getUpdates, getChat,
+getChatMember and getMe (the last three for the per-page health check).
 
 - `get_updates` long-polls (``timeout``) for the update types Dozor reads
   (`ALLOWED_UPDATES`) and returns each update with its **raw bytes** exactly as they stood in
@@ -198,7 +199,20 @@ class TelegramClient:
         body = await self._call("getChat", {"chat_id": chat_id}, read_timeout=30.0)
         return json.loads(body)["result"]
 
+    @property
+    def bot_user_id(self) -> int:
+        """The bot's own user id (the number before the colon of every bot token)."""
+        return int(self.bot_id)
+
+    async def get_chat_member(self, chat_id: int | str, user_id: int) -> dict[str, Any]:
+        """getChatMember: the ChatMember (``status``: creator, administrator, member,
+        restricted, left, kicked) of `user_id` in `chat_id`."""
+        body = await self._call("getChatMember", {"chat_id": chat_id, "user_id": user_id},
+                                read_timeout=30.0)
+        return json.loads(body)["result"]
+
     async def get_me(self) -> dict[str, Any]:
+        """getMe: the bot's User (``can_read_all_group_messages``: privacy mode is off)."""
         body = await self._call("getMe", {}, read_timeout=30.0)
         return json.loads(body)["result"]
 

@@ -256,9 +256,12 @@ async def test_updates_reach_the_raw_topic_keyed_by_page_and_unchanged(kafka_boo
     metrics = IngestMetrics()
     with FakeTelegram(token=TOKEN) as fake:
         fake.add_chat(tg.channel_chat(), linked_chat_id=tg.GROUP_ID)
+        fake.add_chat(tg.group_chat())
+        fake.set_member(tg.CHANNEL_ID, fake.bot_id, "administrator")
+        fake.set_member(tg.GROUP_ID, fake.bot_id, "administrator")
         for upd in updates:
             fake.add_update(upd)
-        fake.rate_limit(1, retry_after=1)  # the first call (getChat) is told to wait 1 s
+        fake.rate_limit(1, retry_after=1)  # the first call (getMe of the health check) waits
         settings = _settings(kafka_bootstrap, fake, tmp_path, prefix)
         result = await run_connector(settings, metrics, once=True)
     assert (result.received, result.produced, result.skipped) == (7, 5, 2)
@@ -281,7 +284,8 @@ async def test_updates_reach_the_raw_topic_keyed_by_page_and_unchanged(kafka_boo
     }
     requests = metric_samples(text, "dozor_ingest_requests_total")
     assert requests[(("connector", "telegram"), ("outcome", "unknown_page"))] == 2
-    assert requests[(("connector", "telegram"), ("outcome", "ok"))] == 2  # getChat + getUpdates
+    # the health check (getMe, getChat and getChatMember of channel and group), getUpdates
+    assert requests[(("connector", "telegram"), ("outcome", "ok"))] == 6
     assert requests[(("connector", "telegram"), ("outcome", "api_error"))] == 1
     assert metric_samples(text, "dozor_ingest_api_errors_total") == {
         (("code", "429"), ("connector", "telegram")): 1.0}
@@ -339,8 +343,10 @@ async def test_running_connector_survives_a_failed_round_and_stops_promptly(tmp_
         fake.fail(1, 502)
         fake.add_update(scenario()[0])
         async with TelegramClient(TOKEN, fake.url, max_attempts=1) as client:
+            # no health check: this test is about failed getUpdates rounds
             connector = TelegramConnector(client, producer, cursors, router, metrics, "raw",
-                                          poll_timeout=30, retry_pause=0.1)
+                                          poll_timeout=30, retry_pause=0.1,
+                                          health_interval=None)
             stop = asyncio.Event()
             task = asyncio.create_task(connector.run(stop))
             for _ in range(100):  # poll (not sleep-as-sync): until the update is produced

@@ -90,3 +90,29 @@ def test_fake_enforces_vk_limits():
     assert page1["current_level_count"] == 130 and len(page1["items"]) == 100
     assert len(page2["items"]) == 30
     assert page1["count"] == 130 + 15  # all comments of the post, replies included
+
+
+def test_fake_edits_deletions_and_restores_keep_the_schema():
+    """A deleted top-level comment with replies stays listed as ``deleted: true``; one without
+    replies leaves the listing and the counts, as on VK."""
+    fake = FakeVk()
+    built = build_250(fake)
+    token = {"access_token": "t", "v": "5.199", "owner_id": str(OWNER),
+             "post_id": str(built["p2"]), "count": "100", "thread_items_count": "10"}
+    before = fake.handle("wall.getComments", token)["response"]
+    plain = before["items"][-1]["id"]  # a top-level comment without replies
+    fake.delete_comment(OWNER, built["long_root"])
+    fake.delete_comment(OWNER, plain)
+    fake.edit_comment(OWNER, before["items"][-2]["id"], "исправленный текст")
+    after = fake.handle("wall.getComments", token)
+    assert errors("wall/responses.json", "wall_getComments_response", after) == []
+    items = {c["id"]: c for c in after["response"]["items"]}
+    assert plain not in items and after["response"]["count"] == before["count"] - 2
+    assert items[built["long_root"]]["deleted"] is True and items[built["long_root"]]["text"] == ""
+    assert items[built["long_root"]]["thread"]["count"] == 25
+    assert items[before["items"][-2]["id"]]["text"] == "исправленный текст"
+    posts = fake.handle("wall.get", {"access_token": "t", "owner_id": str(OWNER)})
+    assert errors("wall/responses.json", "wall_get_response", posts) == []
+    fake.restore_comment(OWNER, plain)
+    again = fake.handle("wall.getComments", token)["response"]
+    assert again["count"] == before["count"] - 1 and plain in {c["id"] for c in again["items"]}

@@ -12,7 +12,7 @@ from services.ingest.vk_api import RateLimiters, Token, VkApi
 from services.ingest.vk_poll import PagePoller, PollTarget, poll_round
 from streams.normalize.vk import normalize_vk, normalize_vk_bytes
 from streams.pages import Page
-from tests.ingest.vk_support import OWNER, MemoryCursors, Sent, build_250
+from tests.ingest.vk_support import BASE_DATE, OWNER, MemoryCursors, Sent, build_250
 from tests.support.fake_vk import FakeVk
 from tests.test_vk_schema import check_payload
 
@@ -36,7 +36,12 @@ def make_poller(fake, http, rate=200.0, metrics=None, cursors=None, sent=None, l
                 backoff_base=0.01, backoff_max=0.05)
     sent = sent if sent is not None else Sent()
     cursors = cursors if cursors is not None else MemoryCursors()
-    return PagePoller(api, sent, cursors, metrics, VERSION), sent, cursors, metrics
+    # a month after the scenario's posts: they are older than the change window, so these
+    # tests see the new-items path only, whatever today's date (test_vk_poll_changes.py
+    # covers change detection)
+    poller = PagePoller(api, sent, cursors, metrics, VERSION,
+                        clock=lambda: BASE_DATE + 30 * 86400)
+    return poller, sent, cursors, metrics
 
 
 def token(value="tok-a", name="TOKEN_A", rate=200.0) -> Token:

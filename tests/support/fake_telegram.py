@@ -18,6 +18,12 @@ Behaviour copied from the Bot API documentation (``getUpdates``, ``getChat``, er
   is remembered for later calls without it; ``timeout`` > 0 holds the request until an update
   arrives or the timeout (capped at `max_poll_seconds`, so tests stay fast) passes;
 - ``getChat``: the ChatFullInfo of a chat added with `add_chat`, else 400 ``chat not found``;
+- ``getChatMember``: the ChatMember set with `set_member` (``administrator``, ``creator``,
+  ``member``, ``restricted``, ``left``, ``kicked``; schema-valid objects), ``left`` for anyone
+  else in a known chat, 400 ``chat not found`` for an unknown chat;
+- `forbid(chat_id)`: the bot was removed from the chat: getChat / getChatMember answer 403
+  ``Forbidden: bot is not a member of the channel chat`` (as Telegram does);
+- ``getMe``: the bot; ``can_read_all_group_messages`` is True once `privacy_mode` is False;
 - injected failures: `rate_limit(n, retry_after)` answers the next n calls with 429 and
   ``parameters.retry_after``; `drop(n)` closes the next n connections without an answer (a
   network error for the client); `fail(n, code)` answers them with another error code.
@@ -63,6 +69,9 @@ class FakeTelegram:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     confirmed_below: int = 0
     allowed_updates: list[str] | None = None
+    members: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
+    forbidden: set[int] = field(default_factory=set)
+    privacy_mode: bool = True
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
@@ -82,6 +91,18 @@ class FakeTelegram:
 
     def add_chat(self, chat: dict[str, Any], linked_chat_id: int | None = None) -> None:
         self.chats[chat["id"]] = chat_full_info(chat, linked_chat_id)
+
+    @property
+    def bot_id(self) -> int:
+        return int(self.token.split(":")[0])
+
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """Give `user_id` a status in `chat_id` (`chat_member` builds the ChatMember)."""
+        self.members[(chat_id, user_id)] = chat_member(status, user_id, self.bot_id)
+
+    def forbid(self, chat_id: int) -> None:
+        """The bot was removed from the chat (or banned): Telegram answers 403 for it."""
+        self.forbidden.add(chat_id)
 
     def rate_limit(self, times: int = 1, retry_after: int = 1) -> None:
         self._failures += [_Failure("429", 429, retry_after)] * times
@@ -166,9 +187,11 @@ class FakeTelegram:
             return self._get_updates(request, params)
         if method == "getChat":
             return self._get_chat(request, params)
+        if method == "getChatMember":
+            return self._get_chat_member(request, params)
         if method == "getMe":
-            return self._ok(request, {"id": int(self.token.split(":")[0]), "is_bot": True,
-                                      "first_name": "Dozor", "username": "dozor_test_bot"})
+            return self._ok(request, {**bot_user(self.bot_id),
+                                      "can_read_all_group_messages": not self.privacy_mode})
         return self._error(request, 404, "Not Found: method not found")
 
     def _get_updates(self, request, params: dict[str, Any]) -> None:
@@ -209,12 +232,27 @@ class FakeTelegram:
 
     def _get_chat(self, request, params: dict[str, Any]) -> None:
         try:
-            chat = self.chats.get(int(params.get("chat_id")))
+            chat_id = int(params.get("chat_id"))
         except (TypeError, ValueError):
-            chat = None
+            chat_id = None
+        if chat_id in self.forbidden:
+            return self._error(request, 403, "Forbidden: bot is not a member of the channel chat")
+        chat = self.chats.get(chat_id)
         if chat is None:
             return self._error(request, 400, "Bad Request: chat not found")
         return self._ok(request, chat)
+
+    def _get_chat_member(self, request, params: dict[str, Any]) -> None:
+        try:
+            chat_id, user_id = int(params.get("chat_id")), int(params.get("user_id"))
+        except (TypeError, ValueError):
+            return self._error(request, 400, "Bad Request: invalid user_id specified")
+        if chat_id in self.forbidden:
+            return self._error(request, 403, "Forbidden: bot is not a member of the channel chat")
+        if chat_id not in self.chats:
+            return self._error(request, 400, "Bad Request: chat not found")
+        member = self.members.get((chat_id, user_id))
+        return self._ok(request, member or chat_member("left", user_id, self.bot_id))
 
     def _ok(self, request, result: Any) -> None:
         self._reply(request, 200, {"ok": True, "result": result})
@@ -233,3 +271,37 @@ class FakeTelegram:
         request.send_header("Content-Length", str(len(data)))
         request.end_headers()
         request.wfile.write(data)
+
+
+def bot_user(bot_id: int) -> dict[str, Any]:
+    """The bot as a User."""
+    return {"id": bot_id, "is_bot": True, "first_name": "Dozor", "username": "dozor_test_bot"}
+
+
+def chat_member(status: str, user_id: int, bot_id: int | None = None) -> dict[str, Any]:
+    """A ChatMember of the given status with every field the Bot API marks required."""
+    user = bot_user(user_id) if user_id == bot_id else {
+        "id": user_id, "is_bot": False, "first_name": "Участник"}
+    if status == "administrator":
+        rights = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+                  "can_restrict_members", "can_change_info", "can_invite_users",
+                  "can_post_stories", "can_edit_stories", "can_delete_stories",
+                  "can_post_messages", "can_edit_messages")
+        return {"status": status, "user": user, "can_be_edited": False, "is_anonymous": False,
+                "can_promote_members": False, **{r: True for r in rights}}
+    if status == "creator":
+        return {"status": status, "user": user, "is_anonymous": False}
+    if status in ("member", "left"):
+        return {"status": status, "user": user}
+    if status == "kicked":
+        return {"status": status, "user": user, "until_date": 0}
+    if status == "restricted":
+        flags = ("can_send_messages", "can_send_audios", "can_send_documents",
+                 "can_send_photos", "can_send_videos", "can_send_video_notes",
+                 "can_send_voice_notes", "can_send_polls", "can_send_other_messages",
+                 "can_add_web_page_previews", "can_react_to_messages", "can_edit_tag",
+                 "can_change_info", "can_invite_users", "can_pin_messages",
+                 "can_manage_topics")
+        return {"status": status, "user": user, "is_member": True, "until_date": 0,
+                **{f: False for f in flags}}
+    raise ValueError(f"unknown ChatMember status {status!r}")

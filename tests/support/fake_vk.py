@@ -6,6 +6,11 @@ client sends: ``return [API.method({json}), ...];``, at most 25 calls; a failed 
 ``false`` plus an ``execute_errors`` entry, as VK does). Answers are shaped by the official
 schema (vk-api-schema v5.199; tests/ingest/test_vk_fake_schema.py validates them).
 
+Changes: `edit_comment(owner_id, comment_id, text)`, `delete_comment(...)`, `restore_comment(...)`.
+As VK does, a deleted comment leaves ``comments.count``, the thread ``count`` and the listing,
+except a top-level comment that still has replies: it stays listed as ``{"deleted": true,
+"text": ""}`` with its thread. VK keeps no edit date, so an edit shows only in the text.
+
 Error injection: `fail_next(code, times, token=None)` (e.g. bursts of 6 or 9 on a token),
 `revoke(token)` (error 5 for every call with it), `wall_error(owner_id, code)` (15 / 18 / 30 for
 a wall). The server records the arrival time of every request per token (`request_times`,
@@ -54,6 +59,7 @@ class Comment:
     thread_root: int | None = None  # top-level comment this reply belongs to
     reply_to_comment: int | None = None
     reply_to_user: int | None = None
+    deleted: bool = False
 
 
 @dataclass
@@ -116,6 +122,26 @@ class FakeVk:
             wall.next_id += 1
             post.comments.append(comment)
             return comment.id
+
+    def _comment(self, owner_id: int, comment_id: int) -> Comment:
+        for post in self.wall(owner_id).posts.values():
+            for c in post.comments:
+                if c.id == comment_id:
+                    return c
+        raise KeyError(comment_id)
+
+    def edit_comment(self, owner_id: int, comment_id: int, text: str) -> None:
+        """The author edits the comment (VK keeps id and date; no edit timestamp is shown)."""
+        with self.lock:
+            self._comment(owner_id, comment_id).text = text
+
+    def delete_comment(self, owner_id: int, comment_id: int) -> None:
+        with self.lock:
+            self._comment(owner_id, comment_id).deleted = True
+
+    def restore_comment(self, owner_id: int, comment_id: int) -> None:
+        with self.lock:
+            self._comment(owner_id, comment_id).deleted = False
 
     # --- errors -------------------------------------------------------------------------
     def fail_next(self, code: int, times: int = 1, token: str | None = None) -> None:
@@ -229,25 +255,28 @@ class FakeVk:
         if not 0 <= thread_items <= 10:
             raise VkError(100)
         desc = params.get("sort") == "desc"
+        alive = [c for c in post.comments if not c.deleted]
         if "comment_id" in params:
             root = int(params["comment_id"])
-            level = [c for c in post.comments if c.thread_root == root]
+            level = [c for c in alive if c.thread_root == root]
             thread_items = 0
         else:
-            level = [c for c in post.comments if c.thread_root is None]
+            # a deleted top-level comment stays listed (as deleted) while it has replies
+            level = [c for c in post.comments if c.thread_root is None and (
+                not c.deleted or any(r.thread_root == c.id for r in alive))]
         level.sort(key=lambda c: -c.id if desc else c.id)
         items = []
         for c in level[offset:offset + count]:
             item = self._comment_json(wall, c)
             if c.thread_root is None:
-                replies = [r for r in post.comments if r.thread_root == c.id]
+                replies = [r for r in alive if r.thread_root == c.id]
                 item["thread"] = {
                     "count": len(replies),
                     "items": [self._comment_json(wall, r) for r in replies[:thread_items]],
                     "can_post": True, "show_reply_button": True, "groups_can_post": True,
                 }
             items.append(item)
-        return {"count": len(post.comments), "current_level_count": len(level), "items": items,
+        return {"count": len(alive), "current_level_count": len(level), "items": items,
                 "can_post": True, "show_reply_button": True, "groups_can_post": True}
 
     @staticmethod
@@ -255,7 +284,8 @@ class FakeVk:
         return {
             "inner_type": "wall_wallpost", "id": post.id, "owner_id": wall.owner_id,
             "from_id": post.from_id, "date": post.date, "text": post.text, "post_type": "post",
-            "comments": {"count": len(post.comments), "can_post": 1, "groups_can_post": True},
+            "comments": {"count": sum(not c.deleted for c in post.comments), "can_post": 1,
+                         "groups_can_post": True},
             "likes": {"count": 0, "user_likes": 0, "can_like": 1, "can_publish": 1},
             "reposts": {"count": 0, "user_reposted": 0}, "views": {"count": 100},
             "is_favorite": False, "attachments": [],
@@ -268,6 +298,10 @@ class FakeVk:
             "parents_stack": [c.thread_root] if c.thread_root else [], "date": c.date,
             "text": c.text, "likes": {"count": 0, "user_likes": 0, "can_like": 1},
         }
+        if c.deleted:
+            item["text"] = ""
+            item["deleted"] = True
+            del item["likes"]
         if c.reply_to_comment is not None:
             item["reply_to_comment"] = c.reply_to_comment
             item["reply_to_user"] = c.reply_to_user
