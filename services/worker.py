@@ -116,6 +116,9 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
             "or run `dozor demo`, which starts an embedded broker"
         )
     bootstrap = settings.kafka_bootstrap
+    # Faust creates only the last level of its datadir: a worker started from any directory
+    # (or a fresh container volume) needs the parents made first.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     asyncio.run(
         ensure_topics(bootstrap, topic_names(settings).all(), settings.topic_partitions)
     )

@@ -7,6 +7,7 @@ Naming follows the Prometheus conventions: `dozor_` prefix, base units (seconds,
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -87,11 +88,25 @@ class DozorMetrics:
             "dozor_answer_seconds", "Time from a question to the page's answer.",
             ["platform"], buckets=ANSWER_SECONDS_BUCKETS, registry=r,
         )
-        self.stream_time = Gauge(
-            "dozor_stream_time_seconds",
+        self.stream_time_timestamp = Gauge(
+            "dozor_stream_time_timestamp_seconds",
             "Stream clock: newest event time, advanced by the wall clock when idle.",
             registry=r,
         )
+        # Deprecated name of the same gauge (a timestamp), kept for one release.
+        self.stream_time_deprecated = Gauge(
+            "dozor_stream_time_seconds",
+            "DEPRECATED: use dozor_stream_time_timestamp_seconds (same value).",
+            registry=r,
+        )
+        self.stream_time = _Fanout(self.stream_time_timestamp, self.stream_time_deprecated)
+        # Lets alerts judge silence by wall clock after a restart: until the first event,
+        # no event has arrived since this time (dozor_last_event_timestamp_seconds is absent).
+        self.worker_start_timestamp = Gauge(
+            "dozor_worker_start_timestamp_seconds",
+            "When this worker process started (unix seconds).", registry=r,
+        )
+        self.worker_start_timestamp.set(time.time())
         self.consumer_lag = Gauge(
             "dozor_consumer_lag_messages",
             "High watermark minus position of the worker's consumer.",
@@ -128,6 +143,17 @@ class DozorMetrics:
             self.comments_classified.labels(page_id=page_id, label=label)
         for reason in FLAG_REASONS:
             self.flags.labels(page_id=page_id, reason=reason)
+
+
+class _Fanout:
+    """Sets several gauges at once: a renamed metric exported under both names."""
+
+    def __init__(self, *gauges: Gauge) -> None:
+        self._gauges = gauges
+
+    def set(self, value: float) -> None:
+        for gauge in self._gauges:
+            gauge.set(value)
 
 
 class PageStateCollector:
@@ -171,9 +197,13 @@ class PageStateCollector:
             "dozor_page_negative_comments",
             "Negative comments in the spike window (event time).", labels=["page_id"],
         )
-        share = GaugeMetricFamily(
-            "dozor_page_negative_share",
+        ratio = GaugeMetricFamily(
+            "dozor_page_negative_ratio",
             "Negative share of comments in the spike window (0-1).", labels=["page_id"],
+        )
+        share = GaugeMetricFamily(  # deprecated name of dozor_page_negative_ratio, one release
+            "dozor_page_negative_share",
+            "DEPRECATED: use dozor_page_negative_ratio (same value).", labels=["page_id"],
         )
         for page_id, view in list(self._views()):
             snap = view.snapshot
@@ -187,5 +217,6 @@ class PageStateCollector:
             if snap.last_post_at is not None:
                 last_post.add_metric([page_id], snap.last_post_at)
             negative.add_metric([page_id], snap.negative_count)
+            ratio.add_metric([page_id], snap.negative_share)
             share.add_metric([page_id], snap.negative_share)
-        yield from (open_, overdue, oldest, questions, posts, last_post, negative, share)
+        yield from (open_, overdue, oldest, questions, posts, last_post, negative, ratio, share)

@@ -24,7 +24,7 @@ TAGS = ["dozor"]
 # The page registry filtered by the overview's municipality variable (see
 # deploy/prometheus/rules/dozor-recording.yml for page_id:dozor_page_info:max).
 PAGE_INFO = 'page_id:dozor_page_info:max{municipality=~"$municipality"}'
-STREAM_NOW = "scalar(max(dozor_stream_time_seconds))"
+STREAM_NOW = "scalar(max(dozor_stream_time_timestamp_seconds))"
 # Pages needing attention: overdue questions or a firing page alert.
 ATTENTION = (
     "group by (page_id) (page_id:dozor_questions_overdue:max > 0)"
@@ -177,7 +177,7 @@ def attention_table(grid) -> dict:
         ("Открыто", "page_id:dozor_questions_open:max", "short"),
         ("Ждёт ответа", f"{STREAM_NOW} - page_id:dozor_oldest_open_question_timestamp_seconds:max",
          "dtdurations"),
-        ("Негатив за час", "page_id:dozor_page_negative_share:max", "percentunit"),
+        ("Негатив за час", "page_id:dozor_page_negative_ratio:max", "percentunit"),
         ("Без постов", f"{STREAM_NOW} - page_id:dozor_last_post_timestamp_seconds:max",
          "dtdurations"),
         ("Оповещения", 'count by (page_id) (ALERTS{alertstate="firing", scope="page"})', "short"),
@@ -287,18 +287,44 @@ def overview() -> dict:
 
 # --- Страница ------------------------------------------------------------------------------
 
+# The page dropdown: names (text) for page ids (value), only the chosen municipalities'.
+# query_result prints labels in alphabetical order: name before page_id.
+PAGE_VARIABLE_QUERY = 'query_result(page_id:dozor_page_info:max{municipality=~"$municipality"})'
+PAGE_VARIABLE_REGEX = '/name="(?<text>[^"]*)".*page_id="(?<value>[^"]*)"/'
+# The page on VK: vk:-<community id> -> https://vk.com/club<community id>.
+VK_PAGE_URL = "https://vk.com/club${vk_club}"
+
+
+def page_variable() -> dict:
+    out = query_variable("page_id", "Страница", PAGE_VARIABLE_QUERY)
+    out["regex"] = PAGE_VARIABLE_REGEX
+    return out
+
+
+def vk_club_variable() -> dict:
+    """Hidden: the VK community id of the chosen page (empty for Telegram pages)."""
+    out = query_variable("vk_club", "VK",
+                         'label_values(page_id:dozor_page_info:max{page_id="$page_id"}, page_id)')
+    out["regex"] = "/^vk:-([0-9]+)$/"
+    out["hide"] = 2
+    return out
+
+
 def page() -> dict:
     sel = 'page_id="$page_id"'
+    name_panel = stat("Страница", f"page_id:dozor_page_info:max{{{sel}}}", (0, 0, 8, 4),
+                      legend="{{name}} — {{municipality}}", text_mode="name")
+    name_panel["links"] = [{"title": "Открыть страницу во ВКонтакте", "url": VK_PAGE_URL,
+                            "targetBlank": True}]
     panels = [
-        stat("Страница", f"page_id:dozor_page_info:max{{{sel}}}", (0, 0, 8, 4),
-             legend="{{name}} — {{municipality}}", text_mode="name"),
+        name_panel,
         stat("Открытые вопросы", f"page_id:dozor_questions_open:max{{{sel}}}", (8, 0, 3, 4)),
         stat("Просроченные", f"page_id:dozor_questions_overdue:max{{{sel}}}", (11, 0, 3, 4),
              thresholds=[(None, "green"), (1, "red")]),
         stat("Самый старый вопрос ждёт",
              f"{STREAM_NOW} - page_id:dozor_oldest_open_question_timestamp_seconds:max{{{sel}}}",
              (14, 0, 4, 4), unit="dtdurations"),
-        stat("Доля негатива в окне", f"page_id:dozor_page_negative_share:max{{{sel}}}",
+        stat("Доля негатива в окне", f"page_id:dozor_page_negative_ratio:max{{{sel}}}",
              (18, 0, 3, 4), unit="percentunit",
              thresholds=[(None, "green"), (0.3, "orange"), (0.5, "red")]),
         stat("Последний пост",
@@ -346,7 +372,10 @@ def page() -> dict:
         "dozor-page", "Дозор — Страница",
         "История одной страницы: вопросы, ответы, негатив, посты.",
         panels,
-        [query_variable("page_id", "Страница", "label_values(dozor_page_info, page_id)")],
+        [query_variable("municipality", "Муниципалитет",
+                        "label_values(dozor_page_info, municipality)", multi=True),
+         page_variable(),
+         vk_club_variable()],
         time_from="now-7d",
     )
 
@@ -367,7 +396,7 @@ def pipeline() -> dict:
         stat("Последнее событие",
              "time() - max by (platform) (dozor_last_event_timestamp_seconds > 0)", (16, 0, 4, 4),
              unit="dtdurations", legend="{{platform}}", description="Сколько времени назад."),
-        stat("Часы потока отстают", "time() - max(dozor_stream_time_seconds)", (20, 0, 4, 4),
+        stat("Часы потока отстают", "time() - max(dozor_stream_time_timestamp_seconds)", (20, 0, 4, 4),
              unit="s", description="Разница настенного времени и часов потока."),
         timeseries("События в секунду",
                    [target("sum by (platform, kind, action) (rate(dozor_events_total[$__rate_interval]))",

@@ -119,6 +119,8 @@ def render_alertmanager(destination: Path, urls: dict[str, str],
     env = {
         "ALERTMANAGER_TEMPLATE": str(template or ALERTMANAGER_DIR / "alertmanager.yml.tmpl"),
         "ALERTMANAGER_CONFIG": str(destination),
+        "ALERTMANAGER_TEMPLATES_DIR": str(ALERTMANAGER_DIR / "templates"),
+        "ALERT_TELEGRAM_BOT_TOKEN": "123456:test-token",
         **urls,
     }
     run_tool(["sh", str(ALERTMANAGER_DIR / "render.sh"), "--render-only"], env=env)

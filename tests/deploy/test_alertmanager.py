@@ -1,8 +1,11 @@
-"""Alertmanager: the template renders, amtool accepts it, alerts reach the right receiver."""
+"""Alertmanager: generated from routing.yaml, renders, amtool accepts it, alerts reach the
+right receivers (municipality first, the ЦУР by escalation), warnings wait out quiet hours."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
+import subprocess
 
 import pytest
 import yaml
@@ -61,17 +64,146 @@ def test_render_keeps_urls_verbatim(config):
     assert "http://127.0.0.1:9/cur-duty?token=a&b=|c" in text
 
 
-def test_render_refuses_a_missing_url(tmp_path):
-    import subprocess
+def render_env(tmp_path, **overrides) -> dict:
+    env = {"PATH": "/usr/bin:/bin",
+           "ALERTMANAGER_TEMPLATE": str(DEPLOY / "alertmanager" / "alertmanager.yml.tmpl"),
+           "ALERTMANAGER_CONFIG": str(tmp_path / "am.yml"),
+           "ALERT_TELEGRAM_BOT_TOKEN": "1:t"}
+    env.update({v: f"http://127.0.0.1:9/{receiver_of(v)}" for v in webhook_variables()})
+    env.update(overrides)
+    return {k: v for k, v in env.items() if v is not None}
 
-    result = subprocess.run(
-        ["sh", str(DEPLOY / "alertmanager" / "render.sh"), "--render-only"],
-        env={"PATH": "/usr/bin:/bin",
-             "ALERTMANAGER_TEMPLATE": str(DEPLOY / "alertmanager" / "alertmanager.yml.tmpl"),
-             "ALERTMANAGER_CONFIG": str(tmp_path / "am.yml")},
-        capture_output=True, text=True,
-    )
-    assert result.returncode != 0 and "is not set" in result.stderr
+
+def render_result(env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(["sh", str(DEPLOY / "alertmanager" / "render.sh"), "--render-only"],
+                          env=env, capture_output=True, text=True)
+
+
+def test_render_refuses_a_missing_url(tmp_path):
+    result = render_result(render_env(tmp_path, ALERT_WEBHOOK_CUR_DUTY=None))
+    assert result.returncode != 0 and "ALERT_WEBHOOK_CUR_DUTY is not set" in result.stderr
+    assert not (tmp_path / "am.yml").exists()
+
+
+def test_render_refuses_an_empty_url(tmp_path):
+    """What compose passes for a variable missing from .env (${VAR:-})."""
+    result = render_result(render_env(tmp_path, ALERT_WEBHOOK_WATCHDOG=""))
+    assert result.returncode != 0 and "ALERT_WEBHOOK_WATCHDOG is not set" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["http://alert-relay.invalid/dozor/cur-duty",
+                                 "https://relay.example.invalid", "http://x.invalid:8080/a"])
+def test_render_refuses_an_invalid_host(tmp_path, url):
+    result = render_result(render_env(tmp_path, ALERT_WEBHOOK_CUR_DUTY=url))
+    assert result.returncode != 0 and ".invalid" in result.stderr
+
+
+def test_render_reads_the_telegram_token_from_a_file(tmp_path):
+    token = tmp_path / "token"
+    token.write_text("123456:ABC-def_ghi\n")
+    result = render_result(render_env(tmp_path, ALERT_TELEGRAM_BOT_TOKEN=None,
+                                      ALERT_TELEGRAM_BOT_TOKEN_FILE=str(token)))
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((tmp_path / "am.yml").read_text(encoding="utf-8"))
+    tokens = {c["bot_token"] for r in config["receivers"] for c in r.get("telegram_configs", [])}
+    assert tokens == {"123456:ABC-def_ghi"}
+
+
+def test_render_refuses_an_empty_token_file(tmp_path):
+    """The compose default is the empty example file: no start until a real token is set."""
+    result = render_result(render_env(
+        tmp_path, ALERT_TELEGRAM_BOT_TOKEN=None,
+        ALERT_TELEGRAM_BOT_TOKEN_FILE=str(DEPLOY / "alertmanager" / "telegram-bot-token.example")))
+    assert result.returncode != 0 and "ALERT_TELEGRAM_BOT_TOKEN is not set" in result.stderr
+
+
+# --- routing.yaml: the one place of municipalities and receivers --------------------------
+
+def generator():
+    spec = importlib.util.spec_from_file_location("dozor_am_generate",
+                                                  DEPLOY / "alertmanager" / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def routing() -> dict:
+    return yaml.safe_load((DEPLOY / "alertmanager" / "routing.yaml").read_text("utf-8"))
+
+
+def test_committed_template_is_generated_from_routing_yaml():
+    module = generator()
+    committed = (DEPLOY / "alertmanager" / "alertmanager.yml.tmpl").read_text(encoding="utf-8")
+    assert committed == module.render(routing()), \
+        "stale: run python deploy/alertmanager/generate.py"
+
+
+def test_routing_names_every_municipality_of_the_registries():
+    listed = {m["name"] for m in routing()["municipalities"]}
+    for registry in (DEPLOY / "pages.example.yaml",
+                     REPO / "tests/deploy/live_scenario/pages.yaml"):
+        pages = yaml.safe_load(registry.read_text(encoding="utf-8"))["pages"]
+        assert {p["municipality"] for p in pages} <= listed, registry
+
+
+def test_generator_rejects_inconsistent_routing():
+    module = generator()
+    base = routing()
+    twice = {**base, "municipalities": base["municipalities"] + base["municipalities"][:1]}
+    with pytest.raises(module.RoutingError, match="twice"):
+        module.build(twice)
+    mute = {**base, "municipalities": [{"name": "Нигде", "receiver": "mo-nowhere"}]}
+    with pytest.raises(module.RoutingError, match="telegram_chat_id or webhook"):
+        module.build(mute)
+    bad_chat = {**base, "municipalities": [{"name": "Нигде", "receiver": "mo-nowhere",
+                                            "telegram_chat_id": "@chat"}]}
+    with pytest.raises(module.RoutingError, match="integer"):
+        module.build(bad_chat)
+
+
+def test_municipality_receivers_are_telegram_chats_of_routing_yaml(config):
+    rendered = yaml.safe_load(open(config, encoding="utf-8"))
+    receivers = {r["name"]: r for r in rendered["receivers"]}
+    for entry in routing()["municipalities"]:
+        telegram = receivers[entry["receiver"]]["telegram_configs"][0]
+        assert telegram["chat_id"] == entry["telegram_chat_id"]
+        assert telegram["bot_token"] == "123456:test-token"
+        assert telegram["send_resolved"] is True
+        assert "dozor.telegram.message" in telegram["message"]
+    assert receivers["cur-duty"]["telegram_configs"] and receivers["cur-duty"]["webhook_configs"]
+    templates = (DEPLOY / "alertmanager" / "templates" / "dozor.tmpl").read_text("utf-8")
+    assert "Решено" in templates and "Что делать" in templates
+
+
+def leaf_routes(route: dict):
+    for child in route.get("routes", []):
+        yield child
+        yield from leaf_routes(child)
+
+
+def test_quiet_hours_hold_warnings_never_critical(config):
+    rendered = yaml.safe_load(open(config, encoding="utf-8"))
+    assert [t["name"] for t in rendered["time_intervals"]] == ["quiet-hours"]
+    quiet = rendered["time_intervals"][0]["time_intervals"]
+    assert all(entry["location"] == routing()["quiet_hours"]["location"] for entry in quiet)
+    for route in leaf_routes(rendered["route"]):
+        if 'severity="critical"' in route.get("matchers", []):
+            assert "mute_time_intervals" not in route, route
+    muted = [r for r in leaf_routes(rendered["route"]) if r.get("mute_time_intervals")]
+    receivers = {r["receiver"] for r in muted}
+    assert {m["receiver"] for m in routing()["municipalities"]} | {"cur-duty"} <= receivers
+
+
+def test_cur_escalation_waits_and_follows_every_municipality_route(config):
+    rendered = yaml.safe_load(open(config, encoding="utf-8"))
+    routes = rendered["route"]["routes"]
+    municipal = [r for r in routes if any(m.startswith("municipality=\"")
+                                          for m in r.get("matchers", []))]
+    assert municipal and all(r["continue"] is True for r in municipal)
+    escalation = next(r for r in routes if r.get("matchers") == ['municipality=~".+"'])
+    assert routes.index(escalation) > routes.index(municipal[-1])
+    assert escalation["receiver"] == "cur-duty"
+    assert escalation["group_wait"] == routing()["cur_escalation"]["escalate_after"]
 
 
 def test_every_example_municipality_has_its_own_receiver(config):
@@ -81,18 +213,18 @@ def test_every_example_municipality_has_its_own_receiver(config):
 
 
 @pytest.mark.parametrize("municipality", municipalities())
-@pytest.mark.parametrize("severity", ["warning", "info"])
-def test_page_alert_reaches_only_its_municipality(config, municipality, severity):
+@pytest.mark.parametrize("severity", ["critical", "warning", "info"])
+def test_page_alert_reaches_its_municipality_then_the_cur(config, municipality, severity):
     got = routes(config, "alertname=DozorQuestionsOverdue", f"severity={severity}",
                  "scope=page", "page_id=vk:-2000001", f"municipality={municipality}",
                  "name=Страница")
-    assert got == [municipality_receivers(config)[municipality]]
+    assert got == [municipality_receivers(config)[municipality], "cur-duty"]
 
 
-def test_municipality_alert_reaches_cur_and_the_municipality(config):
-    got = routes(config, "alertname=DozorMunicipalityAnswersLate", "severity=warning",
+def test_municipality_alert_reaches_the_municipality_and_the_cur(config):
+    got = routes(config, "alertname=DozorQuestionsUnansweredDays", "severity=warning",
                  "scope=municipality", "municipality=Вербовский район")
-    assert got == ["cur-duty", "mo-verbovsky-rayon"]
+    assert got == ["mo-verbovsky-rayon", "cur-duty"]
 
 
 def test_unregistered_page_goes_to_cur(config):
@@ -150,8 +282,9 @@ def test_webhook_urls_come_from_compose_and_env_example():
     environment = compose["services"]["alertmanager"]["environment"]
     example = (REPO / ".env.example").read_text(encoding="utf-8")
     for variable in webhook_variables():
-        assert variable in environment, variable
-        assert re.search(rf"^{variable}=\S+", example, flags=re.MULTILINE), variable
+        assert environment[variable] == "${%s:-}" % variable, variable
+        assert re.search(rf"^{variable}=$", example, flags=re.MULTILINE), variable
+    assert "alert-relay.invalid" not in (REPO / "docker-compose.yml").read_text("utf-8")
 
 
 def test_inhibition_targets_page_alerts():

@@ -15,7 +15,7 @@ SCHEMA_PATH = REPO / "../shared/data/compose-spec/compose-spec.json"
 SUBSTITUTION = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 # ${VAR:?message}: compose refuses to start while VAR is unset or empty (no default secret).
 REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?([^}]*)\}")
-REQUIRED_VARIABLES = {"POSTGRES_PASSWORD"}
+REQUIRED_VARIABLES = {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
 SERVICES = {"kafka", "worker", "prometheus", "alertmanager", "grafana",
             "postgres", "moderation", "vk-callback", "vk-poll", "telegram"}
 DOZOR_SERVICES = {"worker": ["worker"], "moderation": ["moderation"],
@@ -83,7 +83,7 @@ def test_every_variable_has_a_default_and_is_in_env_example(compose):
 
 
 def test_required_variables_are_secrets_without_default():
-    """Only the database password is required; .env.example names it with an empty value."""
+    """Only the passwords are required; .env.example names them with an empty value."""
     text = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
     required = {m.group(1) for m in REQUIRED.finditer(text)}
     assert required == REQUIRED_VARIABLES
@@ -161,7 +161,8 @@ def test_moderation_service(compose):
     assert "/healthz" in " ".join(moderation["healthcheck"]["test"])
     prometheus = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
     job = next(j for j in prometheus["scrape_configs"] if j["job_name"] == "dozor-moderation")
-    assert job["static_configs"][0]["targets"] == ["moderation:8080"]
+    assert job["static_configs"][0]["targets"] == ["moderation:9466"]
+    assert str(env["DOZOR_MODERATION_METRICS_PORT"]) == "9466" and "9466" in moderation["expose"]
 
 
 def test_connectors(compose):
@@ -237,3 +238,16 @@ def test_dockerignore_keeps_the_model_and_drops_the_venv():
     ignored = (REPO / ".dockerignore").read_text(encoding="utf-8").split()
     assert ".venv" in ignored and ".git" in ignored and ".env" in ignored
     assert not any(p.startswith("models") for p in ignored)
+
+
+def test_safer_defaults(compose):
+    """Issue 18: no lifecycle API, a required Grafana password, ports on 127.0.0.1 by default."""
+    services = compose["services"]
+    assert not any("enable-lifecycle" in arg for arg in services["prometheus"]["command"])
+    assert REQUIRED.fullmatch(services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"])
+    for name, service in services.items():
+        for port in service.get("ports", []):
+            # Prometheus and Alertmanager have no login: their own address, local by default.
+            variable = "MONITORING_BIND_ADDRESS" if name in ("prometheus", "alertmanager") \
+                else "BIND_ADDRESS"
+            assert port.startswith("${%s:-127.0.0.1}:" % variable), f"{name}: {port}"

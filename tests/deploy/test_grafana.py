@@ -89,9 +89,31 @@ def test_moderation_and_connector_panels():
 
 
 def test_page_dashboard_variable():
+    """The page dropdown shows names, for the chosen municipalities; values are page ids."""
     board = dashboards()["dozor-page.json"]
     variables = {v["name"]: v for v in board["templating"]["list"]}
-    assert variables["page_id"]["definition"] == "label_values(dozor_page_info, page_id)"
+    names = [v["name"] for v in board["templating"]["list"]]
+    assert names.index("municipality") < names.index("page_id") < names.index("vk_club")
+    page = variables["page_id"]
+    assert page["definition"] == \
+        'query_result(page_id:dozor_page_info:max{municipality=~"$municipality"})'
+    regex = re.compile(page["regex"].strip("/").replace("?<", "?P<"))
+    line = ('page_id:dozor_page_info:max{category="администрация", municipality="Вербовский '
+            'район", name="Администрация Вербовского района", page_id="vk:-2000001", '
+            'platform="vk"} 1 1700000000000')
+    match = regex.search(line)
+    assert match["text"] == "Администрация Вербовского района"
+    assert match["value"] == "vk:-2000001"
+
+
+def test_page_dashboard_links_to_the_page_on_vk():
+    board = dashboards()["dozor-page.json"]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    club = re.compile(variables["vk_club"]["regex"].strip("/"))
+    assert club.search("vk:-2000001").group(1) == "2000001"
+    assert not club.search("telegram:-1002000007")
+    panel = next(p for p in board["panels"] if p["title"] == "Страница")
+    assert panel["links"][0]["url"] == "https://vk.com/club${vk_club}"
 
 
 def test_overview_table_links_to_the_page_dashboard():

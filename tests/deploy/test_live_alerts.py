@@ -5,9 +5,15 @@ targets and ports. Only timings are changed in the rendered copy, never the logi
 and evaluation every second, every `for:` cut to a few seconds, Alertmanager grouping
 timers cut to a second. Then:
 
-  * the unanswered-question alert fires in Prometheus for both pages of the scenario and
-    arrives through Alertmanager at a local webhook receiver, at each page's municipal
-    receiver only, with the page's name and municipality;
+  * the unanswered-question alert fires in Prometheus for both pages of the scenario; the
+    Alertmanager configuration is generated from deploy/alertmanager/routing.yaml with the
+    Telegram API pointed at a local fake Bot API (tests/deploy/fake_bot_api.py) and a quiet
+    window covering "now": the warning is held while the window lasts, then the window is
+    moved to end at the next minute (config reload) and the alert arrives after it, as a
+    Russian message, in each page's municipal chat and in the ЦУР duty chat (escalation),
+    and at the ЦУР webhook;
+  * the watchdog webhook answers 500: DozorAlertNotificationsFailing fires and reaches the
+    Dozor on-call webhook;
   * every PromQL expression of every rule and every dashboard panel is evaluated against
     that Prometheus and must succeed; those about open/overdue questions must return data,
     and so must those about the moderation queue and about failing connector reads:
@@ -18,6 +24,7 @@ timers cut to a second. Then:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -36,11 +43,13 @@ import yaml
 
 from services.broker import free_port
 from services.ingest.metrics import IngestMetrics, serve_metrics
+from tests.deploy.fake_bot_api import FakeBotApi
 from tests.deploy.support import (
     ALERTMANAGER_DIR,
     DEPLOY,
     PROMETHEUS_DIR,
     rule_files,
+    run_tool,
     tool,
     webhook_variables,
 )
@@ -56,6 +65,9 @@ PAGES = {
     "vk:-2000006": ("Администрация Сосновского сельского поселения",
                     "Сосновское сельское поселение", "mo-sosnovskoe-sp"),
 }
+BOT_TOKEN = "123456:TEST-token"
+# The receiver that fails: its webhook answers 500.
+FAILING = "ALERT_WEBHOOK_WATCHDOG"
 # Values Grafana would put in place of the dashboards' variables.
 DASHBOARD_VARIABLES = {
     "$__rate_interval": "1m",
@@ -79,7 +91,7 @@ class WebhookReceiver:
             def do_POST(self):  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.received.append((self.path, json.loads(body)))
-                self.send_response(200)
+                self.send_response(500 if self.path.startswith("/fail/") else 200)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -139,9 +151,29 @@ def render_prometheus(tmp: Path, loopback: dict[str, int], am_port: int) -> Path
     return path
 
 
-def render_alertmanager_template(tmp: Path) -> Path:
-    """The repository's template with grouping timers cut to a second (test timing only)."""
-    doc = yaml.safe_load((ALERTMANAGER_DIR / "alertmanager.yml.tmpl").read_text("utf-8"))
+def am_generator():
+    spec = importlib.util.spec_from_file_location("dozor_am_generate",
+                                                  ALERTMANAGER_DIR / "generate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def routing_for_test(telegram_url: str, quiet_until: float | None) -> dict:
+    """The repository's routing.yaml with the Telegram API on loopback and a quiet window in
+    UTC from 00:00 to `quiet_until` (minute precision, as time_intervals have it), or to the
+    end of the day when None. Municipalities and receivers are the repository's."""
+    routing = am_generator().load()
+    routing["telegram"] = {"api_url": telegram_url}
+    end = "24:00" if quiet_until is None else time.strftime("%H:%M", time.gmtime(quiet_until))
+    end = "24:00" if end == "00:00" else end  # a window ending at midnight
+    routing["quiet_hours"] = {"location": "UTC", "times": [{"start": "00:00", "end": end}]}
+    return routing
+
+
+def render_alertmanager_template(tmp: Path, routing: dict) -> Path:
+    """The template generated from `routing`, grouping timers cut to a second (test timing)."""
+    doc = yaml.safe_load(am_generator().render(routing))
 
     def shorten(route: dict) -> None:
         for key, value in (("group_wait", "1s"), ("group_interval", "1s"),
@@ -278,8 +310,15 @@ def webhook():
     receiver.close()
 
 
+@pytest.fixture
+def telegram():
+    fake = FakeBotApi()
+    yield fake
+    fake.close()
+
+
 def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bootstrap,
-                                                        webhook, tmp_path):
+                                                        webhook, telegram, tmp_path):
     worker = worker_factory({
         "DOZOR_PAGES_FILE": str(SCENARIO / "pages.yaml"),
         # The test model has random weights: threshold 0 makes every comment a question.
@@ -288,6 +327,7 @@ def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bo
     })
     prometheus_port, am_port = free_port(), free_port()
     moderation_port, connector_port = free_port(), free_port()
+    moderation_metrics_port = free_port()
     processes: list[Process] = []
     connector_metrics = start_connector_metrics(connector_port)
     try:
@@ -300,6 +340,8 @@ def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bo
                 "DOZOR_PAGES_FILE": str(SCENARIO / "pages.yaml"),
                 "DOZOR_MODERATION_HOST": "127.0.0.1",
                 "DOZOR_MODERATION_PORT": str(moderation_port),
+                "DOZOR_MODERATION_METRICS_PORT": str(moderation_metrics_port),
+                "DOZOR_METRICS_HOST": "127.0.0.1",
                 "DOZOR_MODERATION_GROUP": f"{worker.env['DOZOR_APP_ID']}-moderation",
             }
         moderation = Process([sys.executable, "-m", "services.cli", "moderation"],
@@ -307,18 +349,23 @@ def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bo
         processes.append(moderation)
         urls = {v: f"{webhook.url}/{v.removeprefix('ALERT_WEBHOOK_').lower().replace('_', '-')}"
                 for v in webhook_variables()}
+        urls[FAILING] = f"{webhook.url}/fail/watchdog"
+        am_env = {"ALERTMANAGER_CONFIG": str(tmp_path / "alertmanager.yml"),
+                  "ALERTMANAGER_TEMPLATES_DIR": str(ALERTMANAGER_DIR / "templates"),
+                  "ALERTMANAGER_BIN": tool("prometheus-alertmanager"),
+                  "ALERT_TELEGRAM_BOT_TOKEN": BOT_TOKEN, **urls}
+        # Quiet hours until the end of the (UTC) day: every warning is held for now.
+        template = render_alertmanager_template(tmp_path, routing_for_test(telegram.url, None))
         alertmanager = Process(
             ["sh", str(ALERTMANAGER_DIR / "render.sh"),
              f"--storage.path={tmp_path / 'am-data'}",
              f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address="],
             tmp_path / "alertmanager.log",
-            env={"ALERTMANAGER_TEMPLATE": str(render_alertmanager_template(tmp_path)),
-                 "ALERTMANAGER_CONFIG": str(tmp_path / "alertmanager.yml"),
-                 "ALERTMANAGER_BIN": tool("prometheus-alertmanager"), **urls},
+            env={"ALERTMANAGER_TEMPLATE": str(template), **am_env},
         )
         processes.append(alertmanager)
         loopback = {"dozor-worker": worker.metrics_port, "prometheus": prometheus_port,
-                    "alertmanager": am_port, "dozor-moderation": moderation_port,
+                    "alertmanager": am_port, "dozor-moderation": moderation_metrics_port,
                     "dozor-vk-poll": connector_port}
         prometheus = Process(
             [tool("prometheus"),
@@ -358,22 +405,83 @@ def test_overdue_question_alerts_reach_the_municipality(worker_factory, kafka_bo
             assert name in alert["annotations"]["description"]
             assert municipality in alert["annotations"]["description"]
 
-        # 2. Alertmanager: each page's alert reaches its municipality's receiver only.
-        def delivered():
-            got = webhook.alerts("DozorQuestionsOverdue")
-            return {a["labels"]["page_id"] for _, a in got} == set(PAGES) and got
+        # 2. Alertmanager holds the warning during the quiet window ...
+        routing = am_generator().load()
+        chats = {m["name"]: m["telegram_chat_id"] for m in routing["municipalities"]}
+        cur_chat = routing["receivers"]["cur-duty"]["telegram_chat_id"]
+        am_api = f"http://127.0.0.1:{am_port}/api/v2"
 
-        got = wait_for(delivered, 60,
-                       message=f"webhooks; alertmanager log: {alertmanager.logs()}")
-        for path, alert in got:
-            name, municipality, receiver = PAGES[alert["labels"]["page_id"]]
-            assert path == f"/{receiver}", (path, alert["labels"])
-            assert alert["labels"]["name"] == name
-            assert alert["labels"]["municipality"] == municipality
+        def in_alertmanager() -> bool:
+            alerts = get_json(f"{am_api}/alerts?filter=alertname%3D%22DozorQuestionsOverdue%22")
+            return {a["labels"]["page_id"] for a in alerts} == set(PAGES)
+
+        wait_for(in_alertmanager, 60, message=f"alerts in Alertmanager; {alertmanager.logs()}")
+        # Several notification rounds pass (the failing watchdog's attempts count them) ...
+        attempts = len(webhook.alerts("Watchdog"))
+        wait_for(lambda: len(webhook.alerts("Watchdog")) >= attempts + 3, 60,
+                 message="watchdog notification attempts")
+        # ... and no warning was sent: not to Telegram, not to the ЦУР webhook.
+        assert not [m for m in telegram.messages if "DozorQuestionsOverdue" in m.text]
+        assert not webhook.alerts("DozorQuestionsOverdue")
+
+        # ... until the window ends: now it ends at the next minute (15 s away at least).
+        window_end = (int(time.time() + 15) // 60 + 1) * 60
+        template = render_alertmanager_template(tmp_path,
+                                                routing_for_test(telegram.url, window_end))
+        run_tool(["sh", str(ALERTMANAGER_DIR / "render.sh"), "--render-only"],
+                 env={"ALERTMANAGER_TEMPLATE": str(template), **am_env})
+        urllib.request.urlopen(urllib.request.Request(
+            f"http://127.0.0.1:{am_port}/-/reload", method="POST"), timeout=10)
+
+        def delivered():
+            got = {page_id: [m for m in telegram.to(chats[municipality], "DozorQuestionsOverdue")
+                             if name in m.text]
+                   for page_id, (name, municipality, _) in PAGES.items()}
+            return all(got.values()) and got
+
+        got = wait_for(delivered, 90,
+                       message=f"Telegram messages; alertmanager log: {alertmanager.logs()}")
+        for page_id, messages in got.items():
+            name, municipality, _ = PAGES[page_id]
+            other = [n for p, (n, _, _) in PAGES.items() if p != page_id]
+            for message in messages:
+                assert message.at >= window_end, "a held warning was sent inside the quiet window"
+                assert message.token == BOT_TOKEN
+                text = message.text
+                assert text.startswith("🔴 Внимание: DozorQuestionsOverdue"), text
+                assert f"Страница: {name} ({municipality})" in text, text
+                assert "Вопросы жителей остаются без ответа после срока." in text, text
+                assert "Что делать: https://" in text and "/DozorQuestionsOverdue.md" in text
+                # a municipality's chat gets its own pages only
+                assert not any(n in text for n in other), text
+        # The ЦУР duty receiver gets every municipality's alert too (escalation, continue):
+        # its Telegram chat and its webhook.
+        for name, _, _ in PAGES.values():
+            wait_for(lambda name=name: telegram.to(cur_chat, name), 30,
+                     message=f"ЦУР chat message about {name}")
+        wait_for(lambda: {a["labels"]["page_id"] for _, a in
+                          webhook.alerts("DozorQuestionsOverdue")} == set(PAGES), 30,
+                 message="DozorQuestionsOverdue at the ЦУР webhook")
+        assert {path for path, _ in webhook.alerts("DozorQuestionsOverdue")} == {"/cur-duty"}
+        assert min(m.at for m in telegram.to(cur_chat, "DozorQuestionsOverdue")) >= window_end
+        for _, alert in webhook.alerts("DozorQuestionsOverdue"):
+            name, municipality, _ = PAGES[alert["labels"]["page_id"]]
             assert f"«{name}» ({municipality}" in alert["annotations"]["description"]
             assert alert["annotations"]["runbook_url"].endswith("/DozorQuestionsOverdue.md")
-        wait_for(lambda: webhook.alerts("Watchdog"), 30, message="Watchdog at its receiver")
-        assert {path for path, _ in webhook.alerts("Watchdog")} == {"/watchdog"}
+        assert {path for path, _ in webhook.alerts("Watchdog")} == {"/fail/watchdog"}
+
+        # The failing watchdog receiver (500) raises DozorAlertNotificationsFailing, which
+        # reaches the Dozor on-call.
+        failing = wait_for(
+            lambda: [a for a in get_json(f"{api}/alerts")["data"]["alerts"]
+                     if a["labels"]["alertname"] == "DozorAlertNotificationsFailing"
+                     and a["state"] == "firing"], 60,
+            message="DozorAlertNotificationsFailing firing")
+        assert [a["labels"]["integration"] for a in failing] == ["webhook"]
+        wait_for(lambda: webhook.alerts("DozorAlertNotificationsFailing"), 60,
+                 message=f"DozorAlertNotificationsFailing at dozor-oncall; {alertmanager.logs()}")
+        assert {path for path, _ in webhook.alerts("DozorAlertNotificationsFailing")} == \
+            {"/dozor-oncall"}
 
         # 3. The flags reached the moderation queue, and Prometheus scraped it.
         def queued() -> bool:

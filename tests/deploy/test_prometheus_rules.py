@@ -29,7 +29,13 @@ REQUIRED_ALERTS = {
     # issue 16 (moderation queue) and issue 17 (connectors)
     "DozorModerationQueueGrowing", "DozorModerationServiceDown",
     "DozorConnectorFailing", "DozorConnectorDown",
+    # issue 18 (alerting that reaches people): stale clock, working days, self-monitoring
+    "DozorStreamClockStale", "DozorQuestionsUnansweredDays", "DozorAlertNotificationsFailing",
+    "DozorAlertmanagerUnreachable", "DozorRuleEvaluationFailing",
 }
+# Alerts whose thresholds live in dozor-thresholds.yml (global:...:threshold), not in the rule.
+THRESHOLDED = {"DozorIngestionStalled", "DozorStreamClockStale", "DozorQuestionsUnansweredDays",
+               "DozorNegativeSpike"}
 SCOPES = {"page", "municipality", "pipeline", "connector", "moderation"}
 
 
@@ -147,3 +153,25 @@ def test_recording_rule_names():
         if "record" in rule:
             level, metric, operations = rule["record"].split(":")
             assert metric.startswith("dozor_") and operations, rule["record"]
+
+
+@pytest.mark.parametrize("name", sorted(THRESHOLDED))
+def test_thresholds_are_kept_in_one_place(name):
+    """The alert reads its thresholds from the recording rules of dozor-thresholds.yml."""
+    rule = next(r for r in alert_rules() if r["alert"] == name)
+    assert "scalar(global:dozor_" in rule["expr"], name
+    bare = re.findall(r"[<>]=?\s*[0-9.]+", rule["expr"])
+    assert not bare, f"{name}: literal thresholds {bare}"
+    recorded = {r["record"] for r in load_rules() if "record" in r and r["_file"] ==
+                "dozor-thresholds.yml"}
+    for used in re.findall(r"global:dozor_[a-z_]+:[a-z]+", rule["expr"]):
+        assert used in recorded, used
+
+
+def test_ingestion_stalled_survives_a_restart():
+    """Silence is judged from Prometheus's memory of the last event and the worker start."""
+    rules = {r.get("record"): r["expr"] for r in load_rules() if "record" in r}
+    silence = rules["platform:dozor_ingestion_silence_seconds:max"]
+    assert "dozor_worker_start_timestamp_seconds" in silence
+    assert "max_over_time(dozor_last_event_timestamp_seconds[" in \
+        rules["platform:dozor_last_event_timestamp_seconds:max"]
