@@ -1,32 +1,51 @@
 """`dozor pages check`: call each platform once per registered page with a connector and
 print what works and what does not, and why (a Russian table for the ЦУР's operators).
 
-- ``vk-callback``: the secret named by ``vk_secret_env`` is found (environment or secrets
-  file) and ``vk_confirmation`` is set (VK's confirmation request needs it). No VK call: the
-  Callback API is VK calling us.
+- ``vk-callback``: offline only — the secret named by ``vk_secret_env`` is found (environment
+  or secrets file) and ``vk_confirmation`` is set (VK's confirmation request needs it). No VK
+  call can test it: the Callback API is VK calling us; the row says so.
 - ``vk-poll``: the token named by ``vk_token_env`` is found, and ``wall.get`` with ``count=1``
   works with it (error 5/15/18/30 and the like are shown with their meaning).
-- ``telegram``: the bot token is set, ``getChat`` works for the channel and for its
-  discussion group, and the channel's linked group is the registered one.
+- ``telegram``: the bot token is set (DOZOR_TELEGRAM_BOT_TOKEN, or that name in the secrets
+  file), ``getChat`` and ``getChatMember`` (the bot) work for the channel and for its
+  discussion group and the bot's status is right — the same rule as the connector's periodic
+  health check (`services.ingest.telegram.member_problem`: admin of the channel; admin of the
+  group, or a member with privacy mode off), so a demoted bot shows — and the channel's linked
+  group is the registered one.
 
-The Telegram call is injectable (`get_chat`); by default the connector's client
-(`services.ingest.telegram_api.TelegramClient`) is used when present, plain httpx otherwise.
+The Telegram client is injectable (`bot`: get_me, get_chat, get_chat_member, bot_user_id);
+by default the connector's `TelegramClient`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import httpx
 
-from services.ingest.secrets import Secrets
+from services.ingest.secrets import Secrets, load_secrets, telegram_bot_token
+from services.ingest.telegram import member_problem
+from services.ingest.telegram_api import TelegramClient, TelegramUnauthorized
 from services.ingest.vk_api import RateLimiters, Token, VkApi, VkApiError, VkTransportError
 from streams.pages import Page, PageRegistry
 
-GetChat = Callable[[int], Awaitable[dict]]
+CALLBACK_NOTE = ("проверяется только наличие секрета и строки подтверждения: VK сам вызывает "
+                 "сервер")
+
+
+class Bot(Protocol):
+    """The Bot API calls the check needs (`TelegramClient` has them)."""
+
+    @property
+    def bot_user_id(self) -> int: ...
+
+    async def get_me(self) -> dict[str, Any]: ...
+
+    async def get_chat(self, chat_id: int) -> dict[str, Any]: ...
+
+    async def get_chat_member(self, chat_id: int, user_id: int) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -59,6 +78,7 @@ def check_callback_page(page: Page, secrets: Secrets) -> CheckRow:
         row.works.append("строка подтверждения задана")
     else:
         row.fails.append("не задан vk_confirmation: VK не подтвердит адрес сервера")
+    row.works.append(f"({CALLBACK_NOTE})")
     return row
 
 
@@ -86,11 +106,14 @@ async def check_poll_page(page: Page, secrets: Secrets, api: VkApi,
     return row
 
 
-async def check_telegram_page(page: Page, get_chat: GetChat | None) -> CheckRow:
-    """A telegram page: getChat of the channel and of its discussion group."""
+async def check_telegram_page(page: Page, bot: Bot | None,
+                              reads_all_group_messages: bool = True) -> CheckRow:
+    """A telegram page: channel and discussion group readable, the bot's status in each right
+    (`member_problem`, as the connector's health check), the linked group the registered one."""
     row = CheckRow(page.page_id, page.name, "telegram")
-    if get_chat is None:
-        row.fails.append("не задан DOZOR_TELEGRAM_BOT_TOKEN")
+    if bot is None:
+        row.fails.append("не задан DOZOR_TELEGRAM_BOT_TOKEN (ни в окружении, ни в файле "
+                         "секретов)")
         return row
     try:
         channel_id = int(page.page_id.split(":", 1)[1])
@@ -98,21 +121,37 @@ async def check_telegram_page(page: Page, get_chat: GetChat | None) -> CheckRow:
         row.fails.append("page_id не вида telegram:<id канала>")
         return row
     linked = None
-    try:
-        chat = await get_chat(channel_id)
-        linked = chat.get("linked_chat_id")
-        row.works.append(f"канал доступен боту ({chat.get('title') or channel_id})")
-    except Exception as exc:  # any failure of the call is what the operator must see
-        row.fails.append(f"getChat канала: {_reason(exc)}")
-    if page.telegram_discussion_id is None:
-        row.fails.append("не задан telegram_discussion_id: комментарии не будут видны")
-        return row
-    try:
-        await get_chat(page.telegram_discussion_id)
-        row.works.append("группа обсуждений доступна боту")
-    except Exception as exc:
-        row.fails.append(f"getChat группы обсуждений: {_reason(exc)}")
-    if linked is not None and linked != page.telegram_discussion_id:
+    chats = ((channel_id, True), (page.telegram_discussion_id, False))
+    for chat_id, is_channel in chats:
+        if chat_id is None:
+            row.fails.append("не задан telegram_discussion_id: комментарии не будут видны")
+            continue
+        where = "канала" if is_channel else "группы обсуждений"
+        try:
+            chat = await bot.get_chat(chat_id)
+        except Exception as exc:  # any failure of the call is what the operator must see
+            row.fails.append(f"getChat {where}: {_reason(exc)}")
+            if isinstance(exc, TelegramUnauthorized):
+                return row
+            continue
+        try:
+            member = await bot.get_chat_member(chat_id, bot.bot_user_id)
+        except Exception as exc:
+            row.fails.append(f"getChatMember {where}: {_reason(exc)}")
+            continue
+        if is_channel:
+            linked = chat.get("linked_chat_id")
+        problem = member_problem(member, channel=is_channel,
+                                 reads_all_group_messages=reads_all_group_messages)
+        if problem is not None:
+            row.fails.append(("канал: " if is_channel else "группа обсуждений: ") + problem[1])
+        elif is_channel:
+            row.works.append(f"канал доступен боту ({chat.get('title') or channel_id}), "
+                             f"бот — {member.get('status')}")
+        else:
+            row.works.append(f"группа обсуждений доступна боту (бот — {member.get('status')})")
+    if (linked is not None and page.telegram_discussion_id is not None
+            and linked != page.telegram_discussion_id):
         row.fails.append(f"к каналу привязана группа {linked}, а в реестре "
                          f"{page.telegram_discussion_id}")
     return row
@@ -129,16 +168,22 @@ def _reason(exc: Exception) -> str:
 
 
 async def check_pages(registry: PageRegistry, secrets: Secrets, api: VkApi, default_rate: float,
-                      get_chat: GetChat | None) -> list[CheckRow]:
+                      bot: Bot | None) -> list[CheckRow]:
     """One row per registered page with a connector, in registry order."""
     rows = []
+    reads_all = True  # unknown: the page checks show what is really wrong
+    if bot is not None and any(p.connector == "telegram" for p in registry):
+        try:
+            reads_all = bool((await bot.get_me()).get("can_read_all_group_messages"))
+        except Exception:  # noqa: BLE001 — 401 and the like show in the page rows
+            pass
     for page in registry:
         if page.connector == "vk-callback":
             rows.append(check_callback_page(page, secrets))
         elif page.connector == "vk-poll":
             rows.append(await check_poll_page(page, secrets, api, default_rate))
         elif page.connector == "telegram":
-            rows.append(await check_telegram_page(page, get_chat))
+            rows.append(await check_telegram_page(page, bot, reads_all))
     return rows
 
 
@@ -159,52 +204,30 @@ def render(rows: list[CheckRow]) -> str:
     return "\n".join(out)
 
 
-def _default_get_chat(settings) -> tuple[GetChat | None, Callable[[], Awaitable[None]]]:
-    async def nothing() -> None:
-        return None
+def run_check(settings, args, bot: Bot | None = None) -> int:
+    """Entry point of `dozor pages check`: print the table; exit code 1 if a page has a problem.
 
-    token = settings.telegram_bot_token
-    if not token:
-        return None, nothing
-    try:
-        from services.ingest.telegram_api import TelegramClient
-    except ImportError:
-        TelegramClient = None  # noqa: N806
-    if TelegramClient is not None:
-        client = TelegramClient(token, settings.telegram_api_url, max_attempts=2,
-                                backoff_base=0.5, backoff_max=2.0)
-        return client.get_chat, client.close
-    http = httpx.AsyncClient(timeout=20.0)
-
-    async def get_chat(chat_id: int) -> dict:
-        response = await http.post(f"{settings.telegram_api_url.rstrip('/')}/bot{token}/getChat",
-                                   data={"chat_id": chat_id})
-        answer = response.json()
-        if not answer.get("ok"):
-            error = RuntimeError(str(answer.get("description")))
-            error.code = answer.get("error_code")  # type: ignore[attr-defined]
-            raise error
-        return answer["result"]
-
-    return get_chat, http.aclose
-
-
-def run_check(settings, args, get_chat: GetChat | None = None) -> int:
-    """Entry point of `dozor pages check`: print the table; exit code 1 if a page has a problem."""
+    `bot`: a Bot API client for the Telegram pages (tests); by default a `TelegramClient`
+    with the bot token from the settings or the secrets file."""
     registry = PageRegistry.load(settings.pages_file)
-    secrets = Secrets.load(settings.secrets_file, os.environ)
+    secrets = load_secrets(settings)
 
     async def main() -> list[CheckRow]:
-        chat, close = (get_chat, None) if get_chat is not None else _default_get_chat(settings)
+        client = None
+        if bot is None:
+            token = telegram_bot_token(settings.telegram_bot_token, secrets)
+            if token is not None:
+                client = TelegramClient(token.reveal(), settings.telegram_api_url,
+                                        max_attempts=2, backoff_base=0.5, backoff_max=2.0)
         try:
             async with httpx.AsyncClient(timeout=20.0) as http:
                 api = VkApi(http, settings.vk_api_url, settings.vk_api_version, RateLimiters(),
                             connector="vk-poll", max_retries=2, backoff_base=0.5)
                 return await check_pages(registry, secrets, api,
-                                         settings.vk_requests_per_second, chat)
+                                         settings.vk_requests_per_second, bot or client)
         finally:
-            if close is not None:
-                await close()
+            if client is not None:
+                await client.close()
 
     rows = asyncio.run(main())
     if not rows:

@@ -28,6 +28,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     vk_poll = connectors.add_parser(
         "vk-poll",
         help="poll wall.get / wall.getComments for pages without Callback API access",
+        description="Poll the registry's vk-poll pages every DOZOR_VK_POLL_INTERVAL_SECONDS: "
+        "new posts, comments of the DOZOR_VK_POLL_RECENT_POSTS newest posts, and edits / "
+        "deletions of comments on posts younger than DOZOR_VK_CHANGE_WINDOW_HOURS (re-read "
+        "every DOZOR_VK_RESCAN_EVERY rounds).",
     )
     vk_poll.add_argument(
         "--once", action="store_true",
@@ -39,10 +43,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     telegram = connectors.add_parser(
         "telegram",
         help="Bot API getUpdates long polling: channel posts, comments, edits",
-        description="Long-poll getUpdates for the bot DOZOR_TELEGRAM_BOT_TOKEN (an admin of "
-        "each registered channel, a member of its discussion group) and produce every update "
-        "of a registered page, unchanged, to DOZOR_TOPIC_RAW_TELEGRAM. Without a token it "
-        "says so and exits 0.",
+        description="Long-poll getUpdates for the bot DOZOR_TELEGRAM_BOT_TOKEN (or that name "
+        "in DOZOR_SECRETS_FILE; an admin of each registered channel, a member of its discussion "
+        "group) and produce every update of a registered page, unchanged, to "
+        "DOZOR_TOPIC_RAW_TELEGRAM; every DOZOR_TELEGRAM_HEALTH_INTERVAL_SECONDS each page is "
+        "checked. Without a token it says so and exits 0.",
     )
     telegram.add_argument(
         "--once", action="store_true",

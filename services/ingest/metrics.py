@@ -11,7 +11,10 @@ Label values used so far (keep them few: they are label values, not free text):
   ``too_large``, ``invalid_json``, ``kafka_unavailable`` (callback); ``ok``, ``api_error``,
   ``http_error`` (API calls of pollers)
 - platform: ``vk``, ``telegram``; type: the VK event type or the Telegram update type
-- code: the platform's error code as a string (VK ``error_code``, Telegram ``error_code``)
+- code: the platform's error code as a string (VK ``error_code``, Telegram ``error_code``);
+  for Telegram also ``not_admin`` (bot not an admin of a channel), ``not_member`` (bot not in
+  a discussion group), ``privacy_mode`` (plain group member with privacy mode on), from the
+  per-page health check
 """
 
 from __future__ import annotations

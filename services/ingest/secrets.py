@@ -1,14 +1,18 @@
 """Secrets by name: the page registry names them (`vk_secret_env`, `vk_token_env`), this
 module finds their values in the environment or in DOZOR_SECRETS_FILE.
 
-The environment wins over the file. The file is YAML (``NAME: value``) or .env style
-(``NAME=value``, ``#`` comments, optional quotes, optional ``export``), told apart by content. Values are never logged or shown: `Secret`
+The environment mapping is handed in: only services/settings.py reads the environment
+(`Settings.secret_source()`); `load_secrets(settings)` wires the two. The environment wins
+over the file. The Telegram bot token may be in the file too (`DOZOR_TELEGRAM_BOT_TOKEN`),
+used when the setting is unset (`telegram_bot_token`).
+
+The file is YAML (``NAME: value``) or .env style (``NAME=value``, ``#`` comments, optional
+quotes, optional ``export``), told apart by content. Values are never logged or shown: `Secret`
 hides its value in repr/str, so a stray log line or traceback prints ``Secret('NAME')``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -49,7 +53,8 @@ class Secrets:
     def __init__(self, file_values: Mapping[str, str] | None = None,
                  environ: Mapping[str, str] | None = None) -> None:
         self._file = dict(file_values or {})
-        self._env = os.environ if environ is None else environ
+        # no environment unless one is handed in (Settings.secret_source() in production)
+        self._env: Mapping[str, str] = {} if environ is None else environ
 
     @classmethod
     def load(cls, path: str | Path | None, environ: Mapping[str, str] | None = None) -> Secrets:
@@ -76,6 +81,24 @@ class Secrets:
         if self._file.get(name):
             return "файл секретов"
         return None
+
+
+#: the name under which the secrets file may hold the Telegram bot token
+TELEGRAM_TOKEN_NAME = "DOZOR_TELEGRAM_BOT_TOKEN"
+
+
+def load_secrets(settings) -> Secrets:
+    """The secrets of a connector process: DOZOR_SECRETS_FILE and the environment as
+    `Settings.secret_source()` gives it."""
+    return Secrets.load(settings.secrets_file, settings.secret_source())
+
+
+def telegram_bot_token(configured: str | None, secrets: Secrets) -> Secret | None:
+    """The bot token: the setting DOZOR_TELEGRAM_BOT_TOKEN, else the secrets file's entry of
+    that name (None: no bot configured)."""
+    if configured:
+        return Secret(configured, TELEGRAM_TOKEN_NAME)
+    return secrets.get(TELEGRAM_TOKEN_NAME)
 
 
 def read_secrets_file(path: str | Path) -> dict[str, str]:

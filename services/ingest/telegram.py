@@ -27,7 +27,8 @@ worker normalises it (streams/normalize/telegram.py).
   updates produced by update type, last success / failure per registered page.
 - **Per-page health.** One long poll serves every page, so a successful ``getUpdates`` says
   nothing about one channel: a bot demoted or removed in one channel simply stops receiving
-  its updates. At the start and then every `health_interval` seconds (default 600) each page
+  its updates. At the start and then every `health_interval` seconds
+  (DOZOR_TELEGRAM_HEALTH_INTERVAL_SECONDS, default 600) each page
   is checked (`check_health`, 8 pages at a time): ``getChat`` and ``getChatMember`` (the bot
   itself) of the channel — the bot must be an administrator or the creator — and of the
   discussion group — the bot must be an administrator, or a member with privacy mode off
@@ -40,7 +41,8 @@ worker normalises it (streams/normalize/telegram.py).
   success timestamp until a check passes again, so DozorConnectorFailing fires after an hour.
   Healthy pages get a success timestamp after every successful ``getUpdates`` round; a failed
   round marks every page failed. The health check never stops reading.
-- No token (DOZOR_TELEGRAM_BOT_TOKEN unset): says so and exits 0 — docker compose starts the
+- The token: DOZOR_TELEGRAM_BOT_TOKEN, else the entry of that name in DOZOR_SECRETS_FILE.
+  No token: says so and exits 0 — docker compose starts the
   service everywhere and it stays quiet where nobody configured a bot.
 """
 
@@ -57,6 +59,7 @@ from typing import Any
 from services.ingest.cursors import CursorStore
 from services.ingest.metrics import IngestMetrics, serve_metrics
 from services.ingest.producer import ProduceFailed, RawProducer
+from services.ingest.secrets import load_secrets, telegram_bot_token
 from services.ingest.telegram_api import (
     ALLOWED_UPDATES,
     RawUpdate,
@@ -75,7 +78,8 @@ CONNECTOR = "telegram"
 UNKNOWN_PAGE = "telegram:unknown"
 NO_TOKEN_MESSAGE = (
     "dozor ingest telegram: коннектор не запущен — не задан DOZOR_TELEGRAM_BOT_TOKEN "
-    "(токен бота от @BotFather; бот — администратор каналов и участник их групп обсуждения).\n"
+    "(ни в окружении, ни в файле секретов; токен бота от @BotFather; бот — администратор "
+    "каналов и участник их групп обсуждения).\n"
     "Telegram connector not started: DOZOR_TELEGRAM_BOT_TOKEN is not set."
 )
 
@@ -400,12 +404,16 @@ class TelegramConnector:
 async def run_connector(settings, metrics: IngestMetrics, once: bool = False,
                         stop: asyncio.Event | None = None,
                         max_attempts: int = 5,
-                        health_interval: float | None = DEFAULT_HEALTH_INTERVAL,
+                        health_interval: float | None = None,
+                        token: str | None = None,
                         ) -> RoundResult | None:
     """Wire the connector from `settings`; one round with `once`, else until `stop`.
 
-    `health_interval`: seconds between two per-page health checks (one at the start always).
+    `health_interval`: seconds between two per-page health checks (one at the start always;
+    None: DOZOR_TELEGRAM_HEALTH_INTERVAL_SECONDS). `token`: the bot token (None: the setting).
     """
+    if health_interval is None:
+        health_interval = settings.telegram_health_interval_seconds
     registry = PageRegistry.load(settings.pages_file)
     router = UpdateRouter.from_registry(registry)
     if not router.channels:
@@ -417,7 +425,7 @@ async def run_connector(settings, metrics: IngestMetrics, once: bool = False,
 
     # Bounded attempts: a long outage must end the round as a failure, so that the pages'
     # last-failure metric moves (alert DozorConnectorFailing); `run` then tries again.
-    client = TelegramClient(settings.telegram_bot_token, settings.telegram_api_url,
+    client = TelegramClient(token or settings.telegram_bot_token, settings.telegram_api_url,
                             max_attempts=max_attempts, on_call=call_counter(metrics))
     try:
         await cursors.load()
@@ -437,9 +445,10 @@ async def run_connector(settings, metrics: IngestMetrics, once: bool = False,
 
 
 def run(settings, args) -> int:
-    """Entry point of `dozor ingest telegram [--once] [--health-minutes M]` (the option falls
-    back to the default where the command line does not define it)."""
-    if not settings.telegram_bot_token:
+    """Entry point of `dozor ingest telegram [--once]` (token: DOZOR_TELEGRAM_BOT_TOKEN or the
+    secrets file; health checks every DOZOR_TELEGRAM_HEALTH_INTERVAL_SECONDS)."""
+    token = telegram_bot_token(settings.telegram_bot_token, load_secrets(settings))
+    if token is None:
         print(NO_TOKEN_MESSAGE)
         return 0
     if not settings.kafka_bootstrap:
@@ -447,12 +456,6 @@ def run(settings, args) -> int:
               file=sys.stderr)
         return 2
     once = bool(getattr(args, "once", False))
-    minutes = getattr(args, "health_minutes", None)
-    health_interval = DEFAULT_HEALTH_INTERVAL if minutes is None else float(minutes) * 60.0
-    if health_interval <= 0:
-        print("dozor ingest telegram: --health-minutes должно быть больше нуля",
-              file=sys.stderr)
-        return 2
     metrics = IngestMetrics()
     if not once:
         serve_metrics(metrics, settings.metrics_host, settings.ingest_metrics_port)
@@ -463,7 +466,8 @@ def run(settings, args) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         return await run_connector(settings, metrics, once=once, stop=stop,
-                                   health_interval=health_interval)
+                                   health_interval=settings.telegram_health_interval_seconds,
+                                   token=token.reveal())
 
     try:
         result = asyncio.run(main())

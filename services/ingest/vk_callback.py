@@ -11,7 +11,7 @@ event, right secret, Kafka acknowledged      200     ``ok`` (bytes produced unch
 repeated ``event_id`` seen in this process   200     ``ok`` (not produced again)
 unknown community / wrong or missing secret  403     refused (one log line, never the secret)
 body over DOZOR_VK_CALLBACK_MAX_BODY_BYTES   413
-not JSON / not an object / no group_id       400     (VK retries: a broken proxy is worth a log)
+not JSON / too deeply nested / no group_id   400     (VK retries: a broken proxy is worth a log)
 Kafka did not acknowledge in time            503     VK retries later; nothing is lost
 ==========================================  ======  =============================================
 
@@ -20,9 +20,14 @@ unknown community and a wrong secret look the same from outside (no probing of t
 The in-memory LRU of recent event ids only spares Kafka a repeat; correctness rests on the
 worker's de-duplication by canonical event id.
 
+The body is read to its end (however many TCP segments or chunks it comes in) up to the cap:
+a Content-Length over the cap is refused before reading, a chunked body as soon as it passes
+the cap. Refusal log lines show the caller-supplied ``type`` with ``%r``, cut to 64
+characters, so a crafted value cannot forge log lines.
+
 aiohttp.web rather than FastAPI: one route that needs the raw body bytes unchanged, a body
-cap (`client_max_size`) and nothing of FastAPI's validation or OpenAPI; aiohttp is already a
-dependency and shares the asyncio loop with aiokafka.
+cap and nothing of FastAPI's validation or OpenAPI; aiohttp is already a dependency and
+shares the asyncio loop with aiokafka.
 """
 
 from __future__ import annotations
@@ -31,7 +36,6 @@ import asyncio
 import hmac
 import json
 import logging
-import os
 import signal
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -40,11 +44,12 @@ from aiohttp import web
 
 from services.ingest.metrics import IngestMetrics, serve_metrics
 from services.ingest.producer import ProduceFailed, RawProducer
-from services.ingest.secrets import Secret, Secrets
+from services.ingest.secrets import Secret, Secrets, load_secrets
 from streams.pages import PageRegistry
 
 log = logging.getLogger("dozor.ingest.vk_callback")
 CONNECTOR = "vk-callback"
+TYPE_LOG_CHARS = 64  # the caller's event type is cut to this in log lines
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,8 @@ class CallbackHandler:
             payload = json.loads(body)
         except (UnicodeDecodeError, ValueError):
             return self._refuse(400, "invalid_json", "тело запроса не JSON", peer)
+        except RecursionError:  # "[[[[…" deeper than the parser's stack: not a VK payload
+            return self._refuse(400, "invalid_json", "JSON слишком глубокой вложенности", peer)
         if not isinstance(payload, dict):
             return self._refuse(400, "invalid_json", "тело запроса не JSON-объект", peer)
         group_id = payload.get("group_id")
@@ -173,9 +180,11 @@ class CallbackHandler:
     def _refuse(self, status: int, outcome: str, why: str, peer: str,
                 group_id: int | None = None, event_type: str | None = None) -> Answer:
         self.metrics.request(CONNECTOR, outcome)
-        # one line per refused request; the body (and so the secret) is never logged
-        log.warning("vk-callback: отказ %s (%s) group_id=%s type=%s от %s", status, why,
-                    group_id, event_type, peer)
+        # one line per refused request; the body (and so the secret) is never logged; the
+        # caller's `type` is shown with %r and cut, so "\n" in it cannot forge a log line
+        log.warning("vk-callback: отказ %s (%s) group_id=%s type=%r от %s", status, why,
+                    group_id, None if event_type is None else event_type[:TYPE_LOG_CHARS],
+                    peer)
         return Answer(status, {400: "bad request", 403: "forbidden",
                                503: "kafka unavailable"}.get(status, "error"), outcome)
 
@@ -187,8 +196,8 @@ def create_app(handler: CallbackHandler, max_body_bytes: int) -> web.Application
         peer = request.remote or "-"
         if request.content_length is not None and request.content_length > max_body_bytes:
             return _too_large(handler, peer)
-        body = await request.content.read(max_body_bytes + 1)
-        if len(body) > max_body_bytes:
+        body = await read_body(request.content, max_body_bytes)
+        if body is None:
             return _too_large(handler, peer)
         answer = await handler.handle(body, peer)
         return web.Response(status=answer.status, text=answer.text, content_type="text/plain")
@@ -198,10 +207,30 @@ def create_app(handler: CallbackHandler, max_body_bytes: int) -> web.Application
     return app
 
 
+async def read_body(stream, cap: int) -> bytes | None:
+    """The whole body up to EOF, or None as soon as it is longer than `cap` bytes.
+
+    `StreamReader.read(n)` returns what is buffered (at least one byte), not n bytes: a body
+    in several TCP segments or chunks takes several reads.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await stream.read(cap + 1 - size)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+
+
 def _too_large(handler: CallbackHandler, peer: str) -> web.Response:
     handler.metrics.request(CONNECTOR, "too_large")
     log.warning("vk-callback: отказ 413 (тело больше лимита) от %s", peer)
-    return web.Response(status=413, text="too large", content_type="text/plain")
+    response = web.Response(status=413, text="too large", content_type="text/plain")
+    response.force_close()  # do not wait for (or read) the rest of a body we refused
+    return response
 
 
 async def serve(settings, registry: PageRegistry, secrets: Secrets, metrics: IngestMetrics,
@@ -239,7 +268,7 @@ def run(settings, args) -> int:
         print("dozor ingest vk-callback: задайте DOZOR_KAFKA_BOOTSTRAP")
         return 2
     registry = PageRegistry.load(settings.pages_file)
-    secrets = Secrets.load(settings.secrets_file, os.environ)
+    secrets = load_secrets(settings)
     metrics = IngestMetrics()
     serve_metrics(metrics, settings.metrics_host, settings.ingest_metrics_port)
 

@@ -2,7 +2,8 @@
 
 Per page with ``connector: vk-poll``, one round:
 
-1. ``wall.get`` (the `RECENT_POSTS` newest posts, more pages if that many are new): posts newer
+1. ``wall.get`` (the `recent_posts` newest posts, DOZOR_VK_POLL_RECENT_POSTS, default 20; more
+   pages if that many are new): posts newer
    than the page's cursor are produced as ``wall_post_new``; the post cursor is committed.
 2. For the recent posts whose ``comments.count`` changed since the cursor (and, on a rescan
    round, every change-tracked post, see below): the first top-level page of
@@ -48,7 +49,12 @@ threads adds 1 (measured with the fake: 10 tracked posts of 30-45 comments, 2 of
 threads are re-read whenever the post is, so that a vanished reply is a deletion and not a
 thread that was simply not read.
 
-Bounds: fingerprints are dropped when a post leaves the window (or the `RECENT_POSTS`), and at
+Comments on posts older than the `recent_posts` newest are not read: every post that is
+followed costs its comment reads, and reading older posts only when their ``comments.count``
+moved would still need ``wall.get`` over all of them every round (one request per 100 posts).
+A page whose discussions run on older posts needs a larger DOZOR_VK_POLL_RECENT_POSTS.
+
+Bounds: fingerprints are dropped when a post leaves the window (or the recent posts), and at
 most `max_fingerprints` per page (default 10 000, ~210 KB of cursor JSON, well under Kafka's
 1 MB message) are kept — newest posts first; an older post that does not fit is not tracked.
 A comment deleted between two pages of one read can shift the offsets and hide another comment
@@ -66,7 +72,7 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
+import math
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -78,7 +84,7 @@ import httpx
 from services.ingest.cursors import CursorStore
 from services.ingest.metrics import IngestMetrics, serve_metrics
 from services.ingest.producer import ProduceFailed, RawProducer
-from services.ingest.secrets import Secrets
+from services.ingest.secrets import Secrets, load_secrets
 from services.ingest.vk_api import (
     EXECUTE_MAX_CALLS, RateLimiters, Token, VkApi, VkApiError, VkTransportError,
 )
@@ -86,8 +92,8 @@ from streams.pages import Page, PageRegistry
 
 log = logging.getLogger("dozor.ingest.vk_poll")
 CONNECTOR = "vk-poll"
-RECENT_POSTS = 20  # posts whose comments are followed; older ones are left to callbacks/never
-MAX_POST_PAGES = 5  # wall.get pages read when many posts are new (100 each)
+DEFAULT_RECENT_POSTS = 20  # posts whose comments are followed (DOZOR_VK_POLL_RECENT_POSTS)
+MAX_POST_PAGES = 5  # wall.get pages read beyond the recent ones when many posts are new
 PAGE_SIZE = 100  # VK's maximum for wall.get and wall.getComments
 THREAD_ITEMS = 10  # VK's maximum thread_items_count
 CONCURRENT_PAGES = 8
@@ -251,9 +257,14 @@ class PagePoller:
                  version: str, *, change_window: float = DEFAULT_CHANGE_WINDOW,
                  rescan_every: int = DEFAULT_RESCAN_EVERY,
                  max_fingerprints: int = MAX_FINGERPRINTS,
+                 recent_posts: int = DEFAULT_RECENT_POSTS,
                  clock: Callable[[], float] = time.time) -> None:
         """`change_window` seconds (0: no change detection), `rescan_every` rounds (0: re-read
-        only on a changed comment count), see the module docstring."""
+        only on a changed comment count), `recent_posts`: the newest posts whose comments are
+        followed; see the module docstring."""
+        if recent_posts < 1:
+            raise ValueError("recent_posts must be at least 1")
+        self.recent_posts = recent_posts
         self.api = api
         self.send = send
         self.cursors = cursors
@@ -291,7 +302,7 @@ class PagePoller:
         produced = 0
 
         new_posts = sorted((p for p in posts if p["id"] > cursor.post_id), key=lambda p: p["id"])
-        recent = sorted(posts, key=lambda p: -p["id"])[:RECENT_POSTS]
+        recent = sorted(posts, key=lambda p: -p["id"])[:self.recent_posts]
         if new_posts:
             await self._send(page.page_id, owner, [("wall_post_new", p) for p in new_posts])
             produced += len(new_posts)
@@ -388,16 +399,23 @@ class PagePoller:
 
     async def _recent_posts(self, owner: int, token: Token, known: int) -> list[dict]:
         posts: list[dict] = []
-        for page_no in range(MAX_POST_PAGES):
-            count = RECENT_POSTS if page_no == 0 else PAGE_SIZE
+        offset = 0
+        for _ in range(math.ceil(self.recent_posts / PAGE_SIZE) + MAX_POST_PAGES):
+            # the recent posts first (up to 100 a call), then pages of 100 while all are new
+            missing = self.recent_posts - offset
+            count = min(PAGE_SIZE, missing) if missing > 0 else PAGE_SIZE
             answer = await self.api.method(token, "wall.get", owner_id=owner,
-                                           offset=len(posts), count=count, filter="all")
+                                           offset=offset, count=count, filter="all")
             items = [i for i in answer.get("items", []) if isinstance(i.get("id"), int)]
+            offset += count
             posts.extend(items)
+            if not items or offset >= answer.get("count", 0):
+                break
+            if offset < self.recent_posts:
+                continue  # the recent posts are not all read yet
             # a pinned post can be old: look at the unpinned ones to decide whether to go on
             unpinned = [i for i in items if not i.get("is_pinned")]
-            if (not known or not items or len(posts) >= answer.get("count", 0)
-                    or any(i["id"] <= known for i in unpinned)):
+            if not known or any(i["id"] <= known for i in unpinned):
                 break
         unique = {p["id"]: p for p in posts}
         return list(unique.values())
@@ -515,14 +533,20 @@ async def poll_round(poller: PagePoller, targets: Sequence[PollTarget]) -> list[
     return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
+def poller_options(settings) -> dict[str, Any]:
+    """`PagePoller` options from Settings: change window (hours → seconds), rescan rounds,
+    recent posts."""
+    return {"change_window": float(settings.vk_change_window_hours) * 3600.0,
+            "rescan_every": int(settings.vk_rescan_every),
+            "recent_posts": int(settings.vk_poll_recent_posts)}
+
+
 async def run_poller(settings, registry: PageRegistry, secrets: Secrets, metrics: IngestMetrics,
-                     once: bool = False, stop: asyncio.Event | None = None, *,
-                     change_window: float = DEFAULT_CHANGE_WINDOW,
-                     rescan_every: int = DEFAULT_RESCAN_EVERY) -> list[PageResult]:
+                     once: bool = False, stop: asyncio.Event | None = None,
+                     ) -> list[PageResult]:
     """Poll rounds until `stop` (or one round with `once`); returns the last round's results.
 
-    `change_window` (seconds) and `rescan_every` (rounds): change detection, see the module
-    docstring."""
+    Change detection and the recent posts follow the settings (`poller_options`)."""
     producer = RawProducer(settings.kafka_bootstrap, client_id="dozor-vk-poll")
     await producer.start(retry_for=60.0)
     cursors = CursorStore(settings.kafka_bootstrap, settings.topic_ingest_cursors, producer)
@@ -538,7 +562,7 @@ async def run_poller(settings, registry: PageRegistry, secrets: Secrets, metrics
             api = VkApi(http, settings.vk_api_url, settings.vk_api_version, RateLimiters(),
                         metrics, CONNECTOR)
             poller = PagePoller(api, send, cursors, metrics, settings.vk_api_version,
-                                change_window=change_window, rescan_every=rescan_every)
+                                **poller_options(settings))
             while True:
                 results = await poll_round(poller, targets)
                 failed = sum(1 for r in results if r.error)
@@ -559,22 +583,13 @@ async def run_poller(settings, registry: PageRegistry, secrets: Secrets, metrics
 
 
 def run(settings, args) -> int:
-    """Entry point of `dozor ingest vk-poll [--once] [--change-window-hours H]
-    [--rescan-every N]` (the two options fall back to the defaults where the command line
-    does not define them)."""
+    """Entry point of `dozor ingest vk-poll [--once]` (change detection and the recent posts:
+    DOZOR_VK_CHANGE_WINDOW_HOURS, DOZOR_VK_RESCAN_EVERY, DOZOR_VK_POLL_RECENT_POSTS)."""
     if not settings.kafka_bootstrap:
         print("dozor ingest vk-poll: задайте DOZOR_KAFKA_BOOTSTRAP")
         return 2
-    hours = getattr(args, "change_window_hours", None)
-    change_window = DEFAULT_CHANGE_WINDOW if hours is None else float(hours) * 3600.0
-    rescan_every = getattr(args, "rescan_every", None)
-    rescan_every = DEFAULT_RESCAN_EVERY if rescan_every is None else int(rescan_every)
-    if change_window < 0 or rescan_every < 0:
-        print("dozor ingest vk-poll: --change-window-hours и --rescan-every не могут быть "
-              "отрицательными")
-        return 2
     registry = PageRegistry.load(settings.pages_file)
-    secrets = Secrets.load(settings.secrets_file, os.environ)
+    secrets = load_secrets(settings)
     metrics = IngestMetrics()
     once = bool(getattr(args, "once", False))
     if not once:
@@ -585,8 +600,7 @@ def run(settings, args) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        return await run_poller(settings, registry, secrets, metrics, once=once, stop=stop,
-                                change_window=change_window, rescan_every=rescan_every)
+        return await run_poller(settings, registry, secrets, metrics, once=once, stop=stop)
 
     results = asyncio.run(main())
     if once:

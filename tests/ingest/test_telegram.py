@@ -366,3 +366,25 @@ async def test_running_connector_survives_a_failed_round_and_stops_promptly(tmp_
     assert failed[(("page_id", PAGE),)] > 0 and ok[(("page_id", PAGE),)] >= failed[
         (("page_id", PAGE),)]
     assert cursors.commits == [("telegram:offset:7000001", 500_002)]
+
+
+def test_the_bot_token_may_come_from_the_secrets_file(tmp_path, capsys):
+    """Unset setting, token in DOZOR_SECRETS_FILE: the connector goes on (here to the missing
+    Kafka bootstrap) instead of saying that no token is set."""
+    import argparse
+
+    from services.ingest.telegram import run
+
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text(f"DOZOR_TELEGRAM_BOT_TOKEN: '{TOKEN}'\n", encoding="utf-8")
+    settings = Settings(telegram_bot_token=None, secrets_file=secrets, kafka_bootstrap=None)
+    assert run(settings, argparse.Namespace(once=True)) == 2
+    out = capsys.readouterr()
+    assert "DOZOR_KAFKA_BOOTSTRAP" in out.err and "не запущен" not in out.out
+    assert TOKEN not in out.out + out.err
+    empty = Settings(telegram_bot_token=None, secrets_file=None, kafka_bootstrap=None)
+    assert run(empty, argparse.Namespace(once=True)) == 0
+    assert capsys.readouterr().out.strip() == NO_TOKEN_MESSAGE.strip()
+    with pytest.raises(ValueError):
+        Settings(telegram_health_interval_seconds=0)
+    assert Settings().telegram_health_interval_seconds == 600

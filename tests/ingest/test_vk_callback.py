@@ -177,3 +177,82 @@ async def test_kafka_unavailable_gets_503_and_the_retry_is_accepted(server):
     assert server.recorder.sent == [("vk:-2100001", body)]
     value = server.metrics.registry.get_sample_value
     assert value("dozor_ingest_last_failure_timestamp_seconds", {"page_id": "vk:-2100001"}) > 0
+
+
+# --- the body read to its end; raw socket clients -------------------------------------------
+async def raw_request(client, head: bytes, pieces: list[bytes]) -> tuple[int, bytes]:
+    """Send `head` and the body `pieces` on a raw socket, each piece flushed and followed by
+    a short pause so that it leaves as its own TCP segment; return (status, body)."""
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        for piece in pieces:
+            await asyncio.sleep(0.05)  # a pause between segments (the case under test)
+            writer.write(piece)
+            await writer.drain()
+        header = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        lines = header.decode().split("\r\n")
+        fields = {k.lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:])}
+        body = await asyncio.wait_for(reader.readexactly(int(fields["content-length"])), 10)
+    finally:
+        writer.close()
+    return int(lines[0].split()[1]), body
+
+
+def head(length: int | None) -> bytes:
+    framing = (f"Content-Length: {length}" if length is not None
+               else "Transfer-Encoding: chunked")
+    return (f"POST /vk/callback HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n").encode()
+
+
+def chunked(*parts: bytes) -> list[bytes]:
+    out = [f"{len(p):x}\r\n".encode() + p + b"\r\n" for p in parts]
+    out[-1] += b"0\r\n\r\n"
+    return out
+
+
+async def test_a_body_in_two_segments_with_content_length_is_read_whole(server):
+    body = comment(text="Когда вывезут мусор? " * 20)
+    status, text = await raw_request(server, head(len(body)), [body[:100], body[100:]])
+    assert (status, text) == (200, b"ok")
+    assert server.recorder.sent == [("vk:-2100001", body)]
+
+
+async def test_a_chunked_body_in_two_pieces_is_read_whole(server):
+    body = comment(text="Когда вывезут мусор? " * 20)
+    status, text = await raw_request(server, head(None), chunked(body[:150], body[150:]))
+    assert (status, text) == (200, b"ok")
+    assert server.recorder.sent == [("vk:-2100001", body)]
+
+
+async def test_a_chunked_body_over_the_cap_gets_413_and_nothing_is_produced(server):
+    body = comment(text="я" * 4000)  # about 8 KB against the 4 KB cap
+    status, _ = await raw_request(server, head(None), chunked(body[:3000], body[3000:]))
+    assert status == 413 and server.recorder.sent == []
+    assert outcome(server, "too_large") == 1
+
+
+async def test_content_length_over_the_cap_is_refused_before_the_body_is_sent(server):
+    status, _ = await raw_request(server, head(10_000_000), [])
+    assert status == 413 and server.recorder.sent == []
+
+
+async def test_deeply_nested_json_is_invalid_not_a_server_error(server):
+    for body in (b"[" * 4000, b"{\"a\":" * 800):  # within the 4 KB cap, deeper than the stack
+        status, _, _ = await post(server, body)
+        assert status == 400
+    assert server.recorder.sent == [] and outcome(server, "invalid_json") == 2
+
+
+async def test_a_crafted_type_cannot_forge_log_lines(server, caplog):
+    caplog.set_level(logging.WARNING, logger="dozor.ingest.vk_callback")
+    forged = "wall_reply_new\nWARNING vk-callback: всё хорошо" + "x" * 500
+    body = json.dumps({"type": forged, "group_id": 999999}).encode()
+    assert (await post(server, body))[0] == 403
+    [line] = [r.getMessage() for r in caplog.records if "отказ" in r.getMessage()]
+    assert "\n" not in line and "\\n" in line
+    assert "x" * 100 not in line  # cut

@@ -130,8 +130,6 @@ async def test_bursts_of_error_6_and_9_are_survived(fake):
     async with httpx.AsyncClient() as http:
         poller, sent, _, metrics = make_poller(fake, http)
         result = await poller.poll(page(), token())
-        # a burst in the middle of the read too
-        fake.fail_next(6, times=3)
     assert result.error is None
     assert {p["object"]["id"] for p in sent.payloads()} == expected["posts"] | expected["comments"]
     errors = metrics.registry.get_sample_value
@@ -139,20 +137,42 @@ async def test_bursts_of_error_6_and_9_are_survived(fake):
     assert errors("dozor_ingest_api_errors_total", {"connector": "vk-poll", "code": "9"}) == 2
 
 
+async def test_a_burst_of_error_6_in_the_middle_of_the_read_loses_and_repeats_nothing(fake):
+    """wall.get and the first comment pages pass, then every call fails 3 times: the second
+    top-level page of post 1 and the long thread are read after retries."""
+    expected = build_250(fake)
+    fake.fail_next(6, times=3, after=2)
+    async with httpx.AsyncClient() as http:
+        poller, sent, _, metrics = make_poller(fake, http)
+        result = await poller.poll(page(), token())
+    assert result.error is None and result.produced == 253
+    ids = [p["object"]["id"] for p in sent.payloads()]
+    assert len(ids) == len(set(ids)) == 253
+    assert set(ids) == expected["posts"] | expected["comments"]
+    # the failures hit after the first two requests (wall.get, the execute of first pages)
+    methods = [m for _, _, m in fake.request_log]
+    assert methods[:2] == ["wall.get", "execute"] and len(methods) == 4 + 3
+    errors = metrics.registry.get_sample_value
+    assert errors("dozor_ingest_api_errors_total", {"connector": "vk-poll", "code": "6"}) == 3
+
+
 async def test_a_revoked_token_or_closed_wall_does_not_stop_the_other_pages(fake):
     build_250(fake, -1)
     build_250(fake, -2)
     build_250(fake, -3)
     build_250(fake, -4)
+    build_250(fake, -6)
     fake.revoke("revoked")
     fake.wall_error(-3, 15)
     fake.wall_error(-4, 30)
+    fake.wall_error(-6, 18)  # the community was deleted or banned
     targets = [
         PollTarget(page(-1, "GOOD"), token("good", "GOOD")),
         PollTarget(page(-2, "OLD"), token("revoked", "OLD")),
         PollTarget(page(-3, "GOOD"), token("good", "GOOD")),
         PollTarget(page(-4, "GOOD"), token("good", "GOOD")),
         PollTarget(page(-5, "MISSING"), None, "токен MISSING не найден"),
+        PollTarget(page(-6, "GOOD"), token("good", "GOOD")),
     ]
     async with httpx.AsyncClient() as http:
         poller, sent, _, metrics = make_poller(fake, http)
@@ -160,13 +180,14 @@ async def test_a_revoked_token_or_closed_wall_does_not_stop_the_other_pages(fake
     assert results["vk:-1"].error is None and results["vk:-1"].produced == 253
     assert results["vk:-2"].code == 5 and "отозван" in results["vk:-2"].error
     assert results["vk:-3"].code == 15 and results["vk:-4"].code == 30
+    assert results["vk:-6"].code == 18 and results["vk:-6"].produced == 0
     assert results["vk:-5"].error and results["vk:-5"].produced == 0
     assert {p for p, _ in sent.items} == {"vk:-1"}
     value = metrics.registry.get_sample_value
-    for code in ("5", "15", "30"):
+    for code in ("5", "15", "18", "30"):
         assert value("dozor_ingest_api_errors_total", {"connector": "vk-poll", "code": code}) == 1
     assert value("dozor_ingest_last_success_timestamp_seconds", {"page_id": "vk:-1"}) > 0
-    for failed in ("vk:-2", "vk:-3", "vk:-4", "vk:-5"):
+    for failed in ("vk:-2", "vk:-3", "vk:-4", "vk:-5", "vk:-6"):
         assert value("dozor_ingest_last_failure_timestamp_seconds", {"page_id": failed}) > 0
         assert value("dozor_ingest_last_success_timestamp_seconds", {"page_id": failed}) is None
 
@@ -191,3 +212,47 @@ async def test_request_rate_per_token_never_exceeds_the_setting(fake):
     # the limiter is per token: B's pages were not held up behind A's twelve requests
     times_a, times_b = fake.request_times("tok-a"), fake.request_times("tok-b")
     assert max(times_b) - min(times_b) < 1.0 < max(times_a) - min(times_a)
+
+
+async def test_comments_on_posts_beyond_the_recent_ones_follow_the_setting(fake):
+    """25 posts with a comment each: the default follows the 20 newest; `recent_posts=25`
+    (DOZOR_VK_POLL_RECENT_POSTS) all of them; 150 needs two wall.get calls of 100 and 50."""
+    posts = [fake.add_post(OWNER, f"запись {i}", BASE_DATE + i) for i in range(25)]
+    comments = {p: fake.add_comment(OWNER, p, "вопрос?", BASE_DATE + 100 + p, 100001)
+                for p in posts}
+    async with httpx.AsyncClient() as http:
+        default, sent, _, _ = make_poller(fake, http)
+        await default.poll(page(), token())
+        read = {p["object"]["id"] for p in sent.payloads() if p["type"] == "wall_reply_new"}
+        assert read == {comments[p] for p in posts[5:]}  # the 5 oldest posts: not followed
+        more, sent, _, _ = make_poller(fake, http)
+        more.recent_posts = 25
+        await more.poll(page(), token())
+        read = {p["object"]["id"] for p in sent.payloads() if p["type"] == "wall_reply_new"}
+        assert read == set(comments.values())
+    for i in range(25, 160):
+        fake.add_post(OWNER, f"запись {i}", BASE_DATE + i)
+    fake.request_log.clear()
+    fake.calls.clear()
+    async with httpx.AsyncClient() as http:
+        poller, sent, _, _ = make_poller(fake, http)
+        poller.recent_posts = 150
+        await poller.poll(page(), token())
+    gets = [(p["offset"], p["count"]) for _, m, p in fake.calls if m == "wall.get"]
+    assert gets == [("0", "100"), ("100", "50")]
+    assert sum(p["type"] == "wall_post_new" for p in sent.payloads()) == 150
+
+
+def test_poller_options_come_from_the_settings():
+    from services.ingest.vk_poll import poller_options
+    from services.settings import Settings
+
+    assert poller_options(Settings()) == {"change_window": 72 * 3600.0, "rescan_every": 10,
+                                          "recent_posts": 20}
+    custom = Settings(vk_change_window_hours=0, vk_rescan_every=0, vk_poll_recent_posts=50)
+    assert poller_options(custom) == {"change_window": 0.0, "rescan_every": 0,
+                                      "recent_posts": 50}
+    with pytest.raises(ValueError):
+        Settings(vk_poll_recent_posts=0)
+    with pytest.raises(ValueError):
+        Settings(vk_rescan_every=-1)

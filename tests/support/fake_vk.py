@@ -11,7 +11,9 @@ As VK does, a deleted comment leaves ``comments.count``, the thread ``count`` an
 except a top-level comment that still has replies: it stays listed as ``{"deleted": true,
 "text": ""}`` with its thread. VK keeps no edit date, so an edit shows only in the text.
 
-Error injection: `fail_next(code, times, token=None)` (e.g. bursts of 6 or 9 on a token),
+Error injection: `fail_next(code, times, token=None, after=0)` (e.g. bursts of 6 or 9 on a
+token; `after`: let that many matching requests through first, so a burst hits in the middle
+of a read),
 `revoke(token)` (error 5 for every call with it), `wall_error(owner_id, code)` (15 / 18 / 30 for
 a wall). The server records the arrival time of every request per token (`request_times`,
 `max_requests_in_window`) so tests can check the client's rate limit.
@@ -87,7 +89,7 @@ class FakeVk:
         self.tokens: dict[str, str] = {}  # value -> name, only for reports
         self.revoked: set[str] = set()
         self.delay = delay
-        self._failures: list[list] = []  # [code, remaining, token or None]
+        self._failures: list[list] = []  # [code, remaining, token or None, requests to let pass]
         self.request_log: list[tuple[float, str, str]] = []  # (monotonic, token, method)
         self.calls: list[tuple[str, str, dict]] = []  # (token, method, params) incl. inside execute
         self.lock = threading.RLock()
@@ -144,9 +146,12 @@ class FakeVk:
             self._comment(owner_id, comment_id).deleted = False
 
     # --- errors -------------------------------------------------------------------------
-    def fail_next(self, code: int, times: int = 1, token: str | None = None) -> None:
+    def fail_next(self, code: int, times: int = 1, token: str | None = None,
+                  after: int = 0) -> None:
+        """Answer `times` requests (with `token`, or any) with error `code`, after letting
+        `after` of them through."""
         with self.lock:
-            self._failures.append([code, times, token])
+            self._failures.append([code, times, token, after])
 
     def revoke(self, token: str) -> None:
         self.revoked.add(token)
@@ -184,11 +189,18 @@ class FakeVk:
             if not token or token in self.revoked:
                 raise VkError(5)
             with self.lock:
+                due = None
                 for failure in self._failures:
-                    code, remaining, only = failure
-                    if remaining > 0 and (only is None or only == token):
-                        failure[1] -= 1
-                        raise VkError(code)
+                    code, remaining, only, wait = failure
+                    if remaining <= 0 or (only is not None and only != token):
+                        continue
+                    if wait > 0:
+                        failure[3] -= 1  # this request passes (for this failure)
+                    elif due is None:
+                        due = failure
+                if due is not None:
+                    due[1] -= 1
+                    raise VkError(due[0])
             if method == "execute":
                 return self._execute(token, params.get("code", ""))
             return {"response": self._call(token, method, params)}
