@@ -18,6 +18,11 @@ the ASGI test client: server time, HTML rendering included, no network) for the 
   set with one SQL UPDATE, not through the workflow);
 * ``none`` for comparison: the page with counts per request and every items index dropped.
 
+The ids of a page come from index-ordered reads that stop at the page (the overdue questions
+from ``ix_items_open_questions``, the rest from ``ix_items_open`` / ``ix_items_queue``, see
+services/moderation/web/queries.py), so the worst case no longer sorts every open item.
+``index_scans`` in the JSON: how often each items index was used per store state.
+
 Prints a markdown table and writes bench/results/moderation_web.json. The issue's bar: the
 queue page answers in ≤ 200 ms p95 with 100,000 items stored.
 """
@@ -56,8 +61,8 @@ MUNICIPALITIES = [f"МО {name}" for name in (
     "Усть-Цилемский", "Сыктывдинский")]
 WORDS = ("когда починят дорогу опять нет воды мусор не вывозят третий день администрация "
          "почему автобус не ходит безобразие сколько можно ждать ответа двор освещение").split()
-ITEM_INDEXES = ("ix_items_status_created", "ix_items_municipality_status", "ix_items_page_id",
-                "ix_items_reason_status", "ix_items_queue", "ix_items_facets")
+ITEM_INDEXES = ("ix_items_municipality_status", "ix_items_page_id", "ix_items_reason_status",
+                "ix_items_queue", "ix_items_open", "ix_items_open_questions", "ix_items_facets")
 
 
 def synthetic_flags(n: int, now: float, seed: int = 11) -> list[dict]:
@@ -93,6 +98,16 @@ def vacuum(engine) -> None:
     and the visibility map that index-only scans need."""
     with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
         conn.execute(text("VACUUM ANALYZE items"))
+
+
+def index_scans(engine) -> dict[str, int]:
+    """idx_scan of every items index (pg_stat_user_indexes). Backends publish their counts
+    about once a second, so a difference of two readings is approximate; it tells the
+    indexes the page uses from those it never touches."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT indexrelname, idx_scan FROM pg_stat_user_indexes "
+                                 "WHERE relname = 'items' ORDER BY indexrelname")).all()
+    return {name: int(n) for name, n in rows}
 
 
 def timed_requests(client: TestClient, path: str, n: int) -> dict:
@@ -162,6 +177,7 @@ def main() -> None:
 
         def measure(state: str, indexes: str, kinds=("page", "page, counts per request",
                                                      "live fragment")) -> None:
+            before = index_scans(engine)
             for kind in kinds:
                 for who in viewers:
                     if kind == "live fragment":
@@ -173,6 +189,11 @@ def main() -> None:
                                             "viewer": who, **figures})
                     print(f"  {state:>10} {indexes:>8} {kind:>26} {who:>9}: "
                           f"p50 {figures['p50_ms']} ms, p95 {figures['p95_ms']} ms", flush=True)
+            after = index_scans(engine)
+            used = {name: after[name] - before.get(name, 0) for name in after}
+            results.setdefault("index_scans", []).append(
+                {"state": state, "indexes": indexes, "idx_scan": used})
+            print(f"  index scans ({state}, {indexes}): {used}", flush=True)
 
         print(f"{args.items} items stored at {results['ingest_flags_per_second']} flags/s",
               flush=True)

@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text as sql_text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
@@ -33,6 +34,10 @@ ITEM_STATUSES = ("new", "in_progress", "resolved")
 RESOLUTIONS = ("answered", "hidden", "dismissed", "answered_by_page", "deleted_on_page")
 ROLES = ("operator", "municipal", "admin")
 SQLITE_FILE = "moderation.sqlite3"
+# WHERE of the partial queue indexes; the queries send the same terms as literals (a
+# partial index serves a query only when its WHERE provably implies the index's WHERE).
+OPEN_PREDICATE = "status IN ('new', 'in_progress')"
+OPEN_QUESTIONS_PREDICATE = "reason = 'unanswered_question' AND status <> 'resolved'"
 
 
 class Base(DeclarativeBase):
@@ -109,13 +114,22 @@ class Item(Base):
     ingested_at: Mapped[float] = mapped_column(Double)
 
     __table_args__ = (
-        Index("ix_items_status_created", "status", "created_at"),
         Index("ix_items_municipality_status", "municipality", "status"),
         Index("ix_items_page_id", "page_id"),
         Index("ix_items_reason_status", "reason", "status"),
-        # the queue page's index-only scans (services/moderation/web/queries.py)
+        # the queue page's index-ordered, index-only reads (services/moderation/web/queries.py):
+        # one status in queue order (status, created_at, flag_id) ...
         Index("ix_items_queue", "status", "created_at", "flag_id", "reason", "deadline_at",
               "municipality"),
+        # ... the default filter "open" in queue order, without the resolved history ...
+        Index("ix_items_open", "created_at", "flag_id", "status", "reason", "deadline_at",
+              "municipality", postgresql_where=sql_text(OPEN_PREDICATE),
+              sqlite_where=sql_text(OPEN_PREDICATE)),
+        # ... the overdue questions that go first, among the open questions only ...
+        Index("ix_items_open_questions", "created_at", "flag_id", "deadline_at", "status",
+              "municipality", postgresql_where=sql_text(OPEN_QUESTIONS_PREDICATE),
+              sqlite_where=sql_text(OPEN_QUESTIONS_PREDICATE)),
+        # ... and every facet count in one grouped query
         Index("ix_items_facets", "municipality", "status", "reason", "page_id", "page_name",
               "created_at"),
     )

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
+from sqlalchemy import event
 
 from services.moderation.store import ItemFilter
 from services.moderation.web.queries import read_queue
@@ -108,26 +109,135 @@ def test_the_fast_queue_reads_what_list_items_reads(store, make_user, make_flag)
                                page_id=f"vk:-{n % 5}", created_at=START - 600 * n,
                                deadline_at=START - 60 if n % 8 == 2 else START + 3600,
                                text_=f"текст {n} {'дорога' if n % 2 else 'вода'}"))
-    store.upsert_flags(flags)
+    # more overdue questions, so that they fill more than one short page: two with the same
+    # created_at (flag_id decides), one as young as a non-overdue item, one exactly due now
+    tied = START - 50_000
+    extra_overdue = [
+        make_flag("unanswered_question", municipality="Ухта", created_at=tied,
+                  deadline_at=START - 100),
+        make_flag("unanswered_question", municipality="Инта", created_at=tied,
+                  deadline_at=START - 100),
+        make_flag("unanswered_question", municipality="Печора", created_at=START,
+                  deadline_at=START - 1),
+        make_flag("unanswered_question", municipality="Ухта", created_at=START - 7000,
+                  deadline_at=START),
+        make_flag("unanswered_question", municipality="Инта", created_at=START - 20_000,
+                  deadline_at=START - 3600),
+    ]
+    # never overdue: a question without a deadline, one resolved after its deadline, and
+    # two toxic comments written in the same second as the tied questions
+    no_deadline = make_flag("unanswered_question", municipality="Ухта", created_at=tied,
+                            details={"asked_at": tied, "deadline_at": None})
+    resolved_overdue = make_flag("unanswered_question", municipality="Ухта",
+                                 created_at=START - 90_000, deadline_at=START - 80_000)
+    same_second = [make_flag("toxic", municipality=m, created_at=tied) for m in ("Ухта", "Инта")]
+    store.upsert_flags(flags + extra_overdue + [no_deadline, resolved_overdue] + same_second)
     operator = make_user("operator")
     municipal = make_user("municipal", municipalities=["Ухта", "Инта"])
     store.take(operator, flags[1]["flag_id"])
+    store.take(operator, flags[10]["flag_id"])  # an overdue question in work stays first
     store.resolve(operator, flags[4]["flag_id"], "hidden")
     store.resolve(operator, flags[7]["flag_id"], "dismissed")
+    store.resolve(operator, resolved_overdue["flag_id"], "answered")
     cases = [ItemFilter(), ItemFilter(status="open"), ItemFilter(status="resolved"),
+             ItemFilter(status="new"), ItemFilter(status="in_progress"),
              ItemFilter(status="open", reason="toxic"), ItemFilter(municipality="Инта"),
              ItemFilter(page_id="vk:-2", status="new"), ItemFilter(min_age_seconds=3000),
              ItemFilter(max_age_seconds=9000, status="open"), ItemFilter(query="дорога"),
-             ItemFilter(status="in_progress", municipality="Ухта", reason="strongly_negative")]
+             ItemFilter(status="in_progress", municipality="Ухта", reason="strongly_negative"),
+             ItemFilter(status="open", reason="unanswered_question")]
+    pages_checked = 0
     for viewer in (operator, municipal):
         for filters in cases:
+            everything = store.list_items(viewer, filters, limit=1000).items
+            overdue = sum(1 for item in everything if item.overdue)
+            assert all(item.overdue for item in everything[:overdue])  # overdue go first
             for limit, offset in ((50, 0), (7, 0), (7, 14)):
                 expected = store.list_items(viewer, filters, limit=limit, offset=offset)
+                assert expected.items == everything[offset:offset + limit]
                 got = read_queue(store, viewer, filters, limit=limit, offset=offset).page
                 assert [i.flag_id for i in got.items] == [i.flag_id for i in expected.items]
                 assert got.items == expected.items
                 assert got.total == expected.total, filters
                 assert got.counts == expected.counts, filters
+            # every page of 4 (its borders cut the overdue part and the rest elsewhere than
+            # those of 3), a page past the end, and for the default filter and "all" every
+            # offset with pages of 3: each start inside the overdue part, at its end, after it
+            pages = [(4, offset) for offset in range(0, len(everything) + 4, 4)]
+            pages.append((3, len(everything) + 2))
+            if filters in (ItemFilter(), ItemFilter(status="open")):
+                pages += [(3, offset) for offset in range(len(everything) + 1)]
+            for limit, offset in pages:
+                got = read_queue(store, viewer, filters, limit=limit, offset=offset,
+                                 facets=False).page
+                assert [i.flag_id for i in got.items] == [
+                    i.flag_id for i in everything[offset:offset + limit]], (filters, limit, offset)
+                assert got.items == everything[offset:offset + limit]
+                assert got.total == len(everything), filters
+                pages_checked += 1
+    # the data does what the test is for: for the operator's default filter, overdue items
+    # that a page of 3 splits, and pages that start inside the overdue part and end in the rest
+    queue = store.list_items(operator, ItemFilter(status="open"), limit=1000).items
+    first = [item.flag_id for item in queue if item.overdue]
+    assert len(first) == 10 and len(first) % 3 != 0 and len(queue) > 20
+    assert {f["flag_id"] for f in extra_overdue} | {flags[10]["flag_id"]} <= set(first)
+    assert no_deadline["flag_id"] not in first and resolved_overdue["flag_id"] not in first
+    assert pages_checked > 300
+
+
+def _plan_steps(store, statement: str, parameters, index: str) -> list[str]:
+    """The plan of one statement as a list of steps, the way it would read at scale:
+    PostgreSQL's node types and index names with sorts and sequential scans priced out (a
+    Sort here means "no index gives this order"); SQLite's EXPLAIN QUERY PLAN lines with
+    the statement bound to ``index`` (INDEXED BY fails when the index cannot serve it, e.g.
+    when its WHERE is not implied). On a table this small either would rather sort."""
+    with store.engine.connect() as conn:
+        if store.engine.dialect.name == "sqlite":
+            statement = statement.replace("FROM items", f"FROM items INDEXED BY {index}", 1)
+            return [row[-1] for row in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters)]
+        with conn.begin():
+            conn.exec_driver_sql("SET LOCAL enable_sort = off")
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            (plan,) = conn.exec_driver_sql("EXPLAIN (FORMAT JSON) " + statement,
+                                           parameters).scalar_one()
+    steps, todo = [], [plan["Plan"]]
+    while todo:
+        node = todo.pop()
+        steps.append(" ".join(filter(None, (node["Node Type"], node.get("Index Name")))))
+        todo.extend(node.get("Plans", []))
+    return steps
+
+
+def test_the_default_queue_is_read_in_index_order(store, make_user, make_flag):
+    # the partial indexes serve the page's ids in queue order (nothing sorted), which needs
+    # the queries' status and "overdue" terms to match the indexes' WHERE as written
+    store.upsert_flags(
+        [make_flag("toxic", created_at=START - 60 * n) for n in range(30)]
+        + [make_flag("unanswered_question", created_at=START - 7200 - n, deadline_at=START - 60)
+           for n in range(5)])
+    operator = make_user("operator")
+    sent: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if " ".join(statement.split()).startswith("SELECT items.flag_id FROM items WHERE"):
+            sent.append((statement, parameters))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        page = read_queue(store, operator, ItemFilter(status="open"), limit=10).page
+        assert sum(item.overdue for item in page.items) == 5
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert len(sent) == 2  # the overdue questions, then the rest
+    overdue_plan = _plan_steps(store, *sent[0], "ix_items_open_questions")
+    rest_plan = _plan_steps(store, *sent[1], "ix_items_open")
+    if store.engine.dialect.name == "sqlite":
+        assert overdue_plan == ["SCAN items USING INDEX ix_items_open_questions"]
+        assert rest_plan == ["SCAN items USING COVERING INDEX ix_items_open"]
+    else:
+        assert overdue_plan == ["Limit", "Index Only Scan ix_items_open_questions"]
+        assert rest_plan == ["Limit", "Index Only Scan ix_items_open"]
 
 
 def test_facet_counts_may_lag_but_the_list_does_not(store, make_user, make_flag):
@@ -198,7 +308,7 @@ def test_take_then_resolve_with_a_note_through_the_forms(store, make_user, make_
     assert "Решено." in html
     assert re.search(r"Анна Петрова</td><td>взят в работу", html)
     assert re.search(r"Анна Петрова</td><td>решён: скрыт", html)
-    metrics = client.get("/metrics").text
+    metrics = generate_latest(registry).decode()  # served on the metrics port, not here
     assert 'dozor_moderation_actions_total{action="take"} 1.0' in metrics
     assert 'dozor_moderation_actions_total{action="resolve"} 1.0' in metrics
     # resolving twice is a conflict, not a second resolution
