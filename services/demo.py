@@ -154,6 +154,7 @@ async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration,
         DOZOR_DATABASE_URL=f"sqlite:///{workdir / 'moderation.sqlite3'}",
         DOZOR_MODERATION_HOST="127.0.0.1",
         DOZOR_MODERATION_PORT=str(moderation_port),
+        DOZOR_MODERATION_METRICS_PORT="0",  # any free port: the demo shows no queue metrics
         DOZOR_MODERATION_GROUP=f"{app_id}-moderation",
         # Loopback only, plain HTTP: Chromium keeps Secure cookies on http://127.0.0.1, but
         # not every browser does (Safari), and the demo must log in wherever it is opened.

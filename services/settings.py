@@ -9,6 +9,7 @@ The README's settings table is generated from these descriptions (``dozor settin
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -206,6 +207,33 @@ class Settings(BaseSettings):
     telegram_poll_timeout_seconds: int = Field(
         25, description="Long-polling timeout of getUpdates."
     )
+    vk_poll_recent_posts: int = Field(
+        20, ge=1, le=1000,
+        description="`dozor ingest vk-poll` follows the comments of a page's N newest posts; "
+        "comments on older posts are not read (new posts are always read).",
+    )
+    vk_change_window_hours: float = Field(
+        72.0, ge=0,
+        description="`dozor ingest vk-poll`: comments of posts younger than this are checked "
+        "for edits, deletions and restores; 0 = off.",
+    )
+    vk_rescan_every: int = Field(
+        10, ge=0,
+        description="`dozor ingest vk-poll`: re-read the checked posts every N rounds to see "
+        "edits (with the 60 s interval: within ~10 min); 0 = only when a comment count changes.",
+    )
+    telegram_health_interval_seconds: float = Field(
+        600.0, gt=0,
+        description="`dozor ingest telegram`: how often each channel and discussion group is "
+        "checked (the bot still an admin / member), apart from the check at the start.",
+    )
+
+    @staticmethod
+    def secret_source() -> Mapping[str, str]:
+        """The environment the connectors look secrets up in, by the names the page registry
+        gives (`vk_secret_env`, `vk_token_env`) at run time: the one place besides the fields
+        above that reads the environment. Callers pass the mapping down (`Secrets`)."""
+        return os.environ
 
     # --- moderation (dozor moderation) -------------------------------------------------------
     database_url: str | None = Field(
@@ -216,6 +244,19 @@ class Settings(BaseSettings):
     )
     moderation_host: str = Field("127.0.0.1", description="Address of the moderation web UI and API.")
     moderation_port: int = Field(8080, description="Port of the moderation web UI and API; 0 = any free.")
+    moderation_metrics_port: int = Field(
+        9466,
+        description="Port of the moderation service's /metrics (on DOZOR_METRICS_HOST), apart "
+        "from the UI port so that the queue figures are not public; 0 = any free.",
+    )
+    moderation_trusted_proxies: str = Field(
+        "",
+        description="Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto the "
+        "moderation web app believes (comma-separated IPs or networks, e.g. "
+        "`127.0.0.1,10.0.0.0/8`); the login rate limit then counts the real client. `*` "
+        "believes every hop, so only where nothing but the proxy can reach the app. "
+        "Empty: none (the connecting address is the client).",
+    )
     moderation_group: str = Field(
         "dozor-moderation", description="Kafka consumer group of the moderation service."
     )

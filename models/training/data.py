@@ -416,6 +416,8 @@ def read_user_csv(path: str | Path, labels: tuple[str, ...] = LABELS) -> list[Ex
     together and so stay unknown (masked in training): a question may also be negative or
     positive, a negative comment may also be toxic or a question, a toxic one negative or a
     question, a positive one a question. Several labels may be given separated by ``;`` or ``,``.
+    An optional ``unknown`` column names labels the labeller did not judge (``positive``: the
+    moderators' «модель ошиблась» form does not ask about it); they stay unknown for that row.
     """
     examples = []
     with Path(path).open(encoding="utf-8", newline="") as f:
@@ -430,8 +432,13 @@ def read_user_csv(path: str | Path, labels: tuple[str, ...] = LABELS) -> list[Ex
                 raise ValueError(f"{path}:{lineno}: label {row['label']!r} is not one of {list(labels) + ['none']}")
             if not text:
                 continue
+            unjudged = {p.strip().lower() for p in re.split(r"[;,]", row.get("unknown") or "")
+                        if p.strip()}
+            if unjudged - set(LABELS) - set(labels) or unjudged & set(raw):
+                raise ValueError(f"{path}:{lineno}: unknown {row.get('unknown')!r} must name labels "
+                                 f"of {list(LABELS)} that the label column does not give")
             positives = {p for p in raw if p != "none"}
-            targets = {label: int(label in positives) for label in labels}
+            targets = {label: int(label in positives) for label in labels if label not in unjudged}
             for label in positives:
                 for other in _UNKNOWN_ALONGSIDE.get(label, ()):
                     if other not in positives:

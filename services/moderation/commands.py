@@ -11,9 +11,12 @@ MODERATION_DESCRIPTION = """\
 The moderators' queue. Without an action: run the moderation service — consume the flags,
 flag updates and events the worker sends (DOZOR_TOPIC_FLAGS, DOZOR_TOPIC_FLAG_UPDATES,
 DOZOR_TOPIC_EVENTS) into the store (DOZOR_DATABASE_URL; default a SQLite file in
-DOZOR_DATA_DIR), serve the Russian web UI, the API under /api/v1 and /metrics on
-DOZOR_MODERATION_HOST:DOZOR_MODERATION_PORT, and produce «модель ошиблась» corrections to
-DOZOR_TOPIC_FEEDBACK. Migrations run on start. Create the first user with `dozor users add`.
+DOZOR_DATA_DIR), serve the Russian web UI and the API under /api/v1 on
+DOZOR_MODERATION_HOST:DOZOR_MODERATION_PORT, /metrics apart on
+DOZOR_METRICS_HOST:DOZOR_MODERATION_METRICS_PORT (9466), and produce «модель ошиблась»
+corrections to DOZOR_TOPIC_FEEDBACK. Behind an HTTPS proxy set
+DOZOR_MODERATION_TRUSTED_PROXIES to its address, so the login rate limit sees the real
+clients. Migrations run on start. Create the first user with `dozor users add`.
 """
 
 MODERATION_EPILOG = """\
@@ -37,6 +40,7 @@ examples:
   echo "$PASSWORD" | dozor users add anna --role municipal --municipality "Сыктывкар" --password-stdin
   dozor users list
   dozor users token robot --name grafana                       prints the token once
+  dozor users revoke-token robot --name grafana                the token stops working
   dozor users disable anna
 """
 
@@ -106,6 +110,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     token.add_argument("login")
     token.add_argument("--name", required=True, help="what the token is for, e.g. grafana")
     token.set_defaults(handler=cmd_users_token)
+    revoke = users_sub.add_parser("revoke-token", help="disable a user's API token(s) by name",
+                                  description="Disable the user's API tokens of that name "
+                                  "(`dozor users token LOGIN --name N`): requests with them "
+                                  "get 401 from now on. The user and other tokens stay.")
+    revoke.add_argument("login")
+    revoke.add_argument("--name", required=True, help="the token's name, as given when created")
+    revoke.set_defaults(handler=cmd_users_revoke_token)
 
 
 # ------------------------------------------------------------------ handlers
@@ -163,14 +174,16 @@ def cmd_export_feedback(args) -> int:
 
 
 def _read_password(from_stdin: bool) -> str:
+    from services.moderation.store import MIN_PASSWORD_LENGTH
+
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = getpass.getpass("Пароль: ")
         if getpass.getpass("Пароль ещё раз: ") != password:
             raise SystemExit("dozor: пароли не совпали, попробуйте ещё раз")
-    if len(password) < 8:
-        raise SystemExit("dozor: пароль короче 8 символов; придумайте длиннее")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise SystemExit(f"dozor: пароль короче {MIN_PASSWORD_LENGTH} символов; придумайте длиннее")
     return password
 
 
@@ -257,4 +270,17 @@ def cmd_users_token(args) -> int:
     print(token)
     print(f"токен «{args.name}» для {user.login}: показан один раз, сохраните его "
           "(заголовок Authorization: Bearer <токен>)", file=sys.stderr)
+    return 0
+
+
+def cmd_users_revoke_token(args) -> int:
+    store = _store()
+    user = store.get_user(args.login)
+    if user is None:
+        raise SystemExit(f"dozor: нет пользователя {args.login!r}; список: dozor users list")
+    n = store.disable_token(user, args.name)
+    if n == 0:
+        raise SystemExit(f"dozor: у пользователя {args.login} нет токена «{args.name}»")
+    print(f"токен «{args.name}» пользователя {user.login} отключён ({n} шт.): "
+          "запросы с ним получат 401")
     return 0

@@ -134,7 +134,12 @@ class _CommitOnRevoke(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked):
         # what is stored must be committed before another member takes the partitions
-        await self.owner.commit_stored()
+        try:
+            await self.owner.commit_stored()
+        finally:
+            # committed or not, these offsets are no longer ours to commit: the new owner
+            # re-reads from the group's committed offset (harmless: upserts are idempotent)
+            self.owner.forget(revoked)
 
     async def on_partitions_assigned(self, assigned):
         pass
@@ -175,16 +180,36 @@ class ModerationConsumer:
             max_poll_records=c.max_records,
         )
 
+    def forget(self, partitions) -> None:
+        """Drop the stored offsets of ``partitions`` (revoked: another member owns them now)."""
+        for tp in partitions:
+            self._stored.pop(tp, None)
+
+    def _assigned(self, offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
+        """The offsets of the partitions this member still owns. aiokafka refuses a commit
+        that names any other partition (IllegalStateError), so one revoked partition left in
+        the pending offsets would stop every later commit."""
+        assigned = self.consumer.assignment() if self.consumer is not None else set()
+        kept = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+        if len(kept) < len(offsets):
+            log.info("not committing offsets of partitions no longer assigned: %s",
+                     sorted(f"{tp.topic}[{tp.partition}]" for tp in offsets if tp not in kept))
+        return kept
+
     async def commit_stored(self) -> None:
-        """Commit the offsets of everything stored so far (nothing beyond)."""
+        """Commit the offsets of everything stored so far (nothing beyond), for the
+        partitions still assigned; those of revoked partitions are dropped."""
         if self._stored and self.consumer is not None:
-            offsets, self._stored = dict(self._stored), {}
+            offsets, self._stored = self._assigned(self._stored), {}
+            if not offsets:
+                return
             try:
                 await self.consumer.commit(offsets)
             except Exception:
-                # not fatal: the next commit covers it; a crash re-reads (harmless)
+                # not fatal: the next commit covers it; a crash re-reads (harmless). Only
+                # partitions still assigned go back (a rebalance may have run meanwhile).
                 log.warning("offset commit failed; will retry", exc_info=True)
-                for tp, offset in offsets.items():
+                for tp, offset in self._assigned(offsets).items():
                     self._stored.setdefault(tp, offset)
                 return
             self._last_commit = time.monotonic()
@@ -212,8 +237,10 @@ class ModerationConsumer:
                         failures += 1
                         pause = min(self.config.retry_max_seconds, 0.5 * 2 ** min(failures, 8))
                         log.exception("cannot store a batch; retrying it in %.1f s", pause)
+                        assigned = self.consumer.assignment()
                         for tp, messages in records.items():
-                            self.consumer.seek(tp, messages[0].offset)
+                            if tp in assigned:  # seek refuses a partition revoked meanwhile
+                                self.consumer.seek(tp, messages[0].offset)
                         try:
                             await asyncio.wait_for(stop.wait(), pause)
                         except asyncio.TimeoutError:
@@ -244,9 +271,12 @@ class ModerationConsumer:
                 # store the batch record by record and skip the ones refused on their own
                 log.warning("a batch was refused; storing it record by record", exc_info=True)
                 counts = await asyncio.to_thread(self._ingest_one_by_one, batch)
-        # the rows are committed: these offsets may be committed now
+        # the rows are committed: these offsets may be committed now — for the partitions
+        # still assigned (a rebalance may have revoked some while the batch was stored)
+        assigned = self.consumer.assignment() if self.consumer is not None else None
         for tp, messages in records.items():
-            self._stored[tp] = messages[-1].offset + 1
+            if assigned is None or tp in assigned:
+                self._stored[tp] = messages[-1].offset + 1
         self.batches += 1
         if self.on_batch:
             self.on_batch(counts)

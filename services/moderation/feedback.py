@@ -4,7 +4,8 @@ Every stored feedback row is produced to the feedback topic (key: flag_id) and m
 produced only after the broker acknowledged it, so a crash re-sends rather than loses one.
 ``export_feedback`` writes the fine-tuning CSV of ``models/training/data.py``
 (``read_user_csv``): columns ``text`` and ``label``, where label is the right labels joined by
-``;`` (``question;negative``) or ``none`` when the moderator said the text is none of them.
+``;`` (``question;negative``) or ``none`` when the moderator said the text is none of them, and
+``unknown`` = ``positive``, the label the form does not ask about.
 """
 
 from __future__ import annotations
@@ -29,9 +30,14 @@ def feedback_record(fb: Feedback) -> dict:
 
 
 def csv_label(fb: Feedback) -> str:
-    """``question;toxic`` … or ``none`` (a negative example for every label)."""
+    """``question;toxic`` … or ``none`` (a negative example for every judged label)."""
     given = [name for name in FEEDBACK_LABELS if getattr(fb, name)]
     return ";".join(given) if given else "none"
+
+
+#: Labels of the model the «модель ошиблась» form does not ask about: exported as unknown,
+#: so that a thank-you marked "none" does not teach the model it is not positive.
+UNJUDGED_LABELS = "positive"
 
 
 def export_feedback(store: ModerationStore, out_path: str | Path) -> int:
@@ -44,9 +50,9 @@ def export_feedback(store: ModerationStore, out_path: str | Path) -> int:
     rows = [fb for fb in store.feedback_for_export() if fb.text.strip()]
     with out.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["text", "label"])
+        writer.writerow(["text", "label", "unknown"])
         for fb in rows:
-            writer.writerow([fb.text, csv_label(fb)])
+            writer.writerow([fb.text, csv_label(fb), UNJUDGED_LABELS])
     return len(rows)
 
 

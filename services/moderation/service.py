@@ -1,6 +1,12 @@
-"""`dozor moderation`: one process = migrations + consumer + web app (UI, API, /metrics) +
-feedback producer. SIGTERM / SIGINT stop it gracefully (stored offsets committed, the web
-server drained); SIGKILL loses nothing either (see services/moderation/consumer.py).
+"""`dozor moderation`: one process = migrations + consumer + web app (UI, API) + /metrics on
+a port of its own + feedback producer. SIGTERM / SIGINT stop it gracefully (stored offsets
+committed, the web server drained); SIGKILL loses nothing either (see
+services/moderation/consumer.py).
+
+/metrics is not on the UI port: the UI port is published to moderators (and through a proxy
+to the internet), and the queue gauges tell anyone the counts per municipality. Like the
+worker's and the connectors', it listens on DOZOR_METRICS_HOST, here on
+DOZOR_MODERATION_METRICS_PORT, for Prometheus only.
 """
 
 from __future__ import annotations
@@ -51,14 +57,43 @@ def open_migrated_store(settings: Settings) -> ModerationStore:
 
 
 def build_web_app(store: ModerationStore, settings: Settings, registry: CollectorRegistry):
-    """The web app of services/moderation/web, or None while that package is not there."""
-    try:
-        from services.moderation.web.app import create_app
-        from services.moderation.web.context import WebConfig
-    except ImportError as exc:
-        log.warning("moderation web app not available (%s): serving /metrics only", exc)
-        return None
+    """The web app of services/moderation/web (UI and API; no /metrics)."""
+    from services.moderation.web.app import create_app
+    from services.moderation.web.context import WebConfig
+
     return create_app(store, WebConfig.from_settings(settings), registry)
+
+
+def trusted_proxies(value: str) -> list[str]:
+    """DOZOR_MODERATION_TRUSTED_PROXIES as uvicorn's `forwarded_allow_ips` list ([] = none)."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def web_server_config(app, settings: Settings):
+    """The uvicorn configuration of the web app.
+
+    X-Forwarded-For / -Proto are believed only from DOZOR_MODERATION_TRUSTED_PROXIES: behind
+    the HTTPS proxy every request comes from the proxy's address, and the login rate limit
+    per client address must count the real client instead. uvicorn's own default (trust
+    127.0.0.1) is not used: with no proxy configured, no header is believed.
+    """
+    import uvicorn
+
+    proxies = trusted_proxies(settings.moderation_trusted_proxies)
+    return uvicorn.Config(app, host=settings.moderation_host, port=settings.moderation_port,
+                          log_level="warning", lifespan="on",
+                          proxy_headers=bool(proxies),
+                          forwarded_allow_ips=proxies or None)
+
+
+def start_metrics_server(settings: Settings, registry: CollectorRegistry):
+    """Serve `registry` at /metrics on DOZOR_METRICS_HOST:DOZOR_MODERATION_METRICS_PORT in a
+    background thread; returns the HTTP server (`.server_port`, `.shutdown()`)."""
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(settings.moderation_metrics_port,
+                                        addr=settings.metrics_host, registry=registry)
+    return server
 
 
 async def serve(settings: Settings, *, ready_message: bool = True) -> None:
@@ -92,32 +127,20 @@ async def serve(settings: Settings, *, ready_message: bool = True) -> None:
             store, settings.kafka_bootstrap, settings.topic_feedback, stop,
             on_produced=metrics.feedback_produced.inc), name="feedback"),
     ]
-    server = None
-    app = build_web_app(store, settings, registry)
-    if app is not None:
-        import uvicorn
+    import uvicorn
 
-        config = uvicorn.Config(app, host=settings.moderation_host, port=settings.moderation_port,
-                                log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
-        server.install_signal_handlers = lambda: None  # ours above stop everything together
-        tasks.append(asyncio.create_task(server.serve(), name="web"))
-    else:
-        from prometheus_client import start_http_server
-
-        http, _thread = start_http_server(settings.moderation_port, addr=settings.moderation_host,
-                                          registry=registry)
+    http = start_metrics_server(settings, registry)
+    server = uvicorn.Server(web_server_config(build_web_app(store, settings, registry), settings))
+    server.install_signal_handlers = lambda: None  # ours above stop everything together
+    tasks.append(asyncio.create_task(server.serve(), name="web"))
 
     async def announce() -> None:
-        port = settings.moderation_port
-        if server is not None:
-            while not server.started:
-                await asyncio.sleep(0.05)
-            port = server.servers[0].sockets[0].getsockname()[1]
-        else:
-            port = http.server_port
+        while not server.started:
+            await asyncio.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
         print(f"dozor moderation: http://{settings.moderation_host}:{port}/ "
-              f"(metrics at /metrics), store {store.engine.url.render_as_string()}", flush=True)
+              f"(metrics at http://{settings.metrics_host}:{http.server_port}/metrics), "
+              f"store {store.engine.url.render_as_string()}", flush=True)
 
     announcer = asyncio.create_task(announce(), name="announce") if ready_message else None
 
@@ -125,13 +148,11 @@ async def serve(settings: Settings, *, ready_message: bool = True) -> None:
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
     failed = [t for t in done if t is not stopper and t.exception() is not None]
     stop.set()
-    if server is not None:
-        server.should_exit = True
+    server.should_exit = True
     await asyncio.gather(*tasks, return_exceptions=True)
     if announcer is not None:
         announcer.cancel()
-    if server is None:
-        http.shutdown()
+    http.shutdown()
     store.engine.dispose()
     if failed:
         raise failed[0].exception()

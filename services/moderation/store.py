@@ -51,6 +51,8 @@ HUMAN_RESOLUTIONS = ("answered", "hidden", "dismissed")
 SYSTEM_ACTOR = "система"
 ANSWERED_NOTE = "отвечено страницей"
 FEEDBACK_LABELS = ("question", "negative", "toxic")
+#: Shortest password a person may set (the web form and `dozor users` apply it alike).
+MIN_PASSWORD_LENGTH = 10
 # Rows per INSERT statement: keeps the bound parameters under SQLite's 32,766 and
 # PostgreSQL's 65,535 whatever the batch size.
 CHUNK = 500
@@ -1001,8 +1003,10 @@ class ModerationStore:
         return _user(row) if row else None
 
     def disable_token(self, user: User, name: str) -> int:
+        """Disable the user's enabled tokens named `name`; returns how many were disabled."""
         with self._write() as conn:
-            return conn.execute(update(TOKENS).where(TOKENS.c.user_id == user.id, TOKENS.c.name == name)
+            return conn.execute(update(TOKENS).where(TOKENS.c.user_id == user.id, TOKENS.c.name == name,
+                                                     TOKENS.c.disabled.is_(False))
                                 .values(disabled=True)).rowcount
 
     def create_session(self, user: User) -> tuple[str, str]:

@@ -132,6 +132,21 @@ def test_user_csv_rejects_unknown_labels(tmp_path):
     assert none.targets == {"question": 0, "negative": 0, "toxic": 0, "positive": 0}
 
 
+def test_user_csv_unknown_column_leaves_labels_unjudged(tmp_path):
+    path = tmp_path / "feedback.csv"
+    path.write_text("text,label,unknown\nспасибо большое,none,positive\nкогда ремонт,question,\n",
+                    encoding="utf-8")
+    thanks, question = read_user_csv(path)
+    assert thanks.targets == {"question": 0, "negative": 0, "toxic": 0}
+    assert question.targets["question"] == 1
+    path.write_text("text,label,unknown\nспасибо,positive,positive\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown"):
+        read_user_csv(path)
+    path.write_text("text,label,unknown\nспасибо,none,spam\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown"):
+        read_user_csv(path)
+
+
 def test_evaluate_writes_reports_with_baselines(data_dir, tmp_path):
     model = tmp_path / "model"
     train_default(tiny_config(data_dir, epochs=1), model)

@@ -4,8 +4,11 @@ answers it, and the item closes by itself («отвечено страницей
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import subprocess
+import urllib.error
+import urllib.request
 import uuid
 
 import pytest
@@ -46,8 +49,8 @@ def test_the_worker_flags_the_queue_shows_the_page_answers_the_item_closes(
                DOZOR_FLAG_NEGATIVE_THRESHOLD="1.01")
     url = fresh_database("postgresql")
     log_path = tmp_path / "moderation.log"
-    moderation = start_moderation(
-        moderation_env(kafka_bootstrap, url, prefix, tmp_path, DOZOR_TOPIC_PARTITIONS="4"), log_path)
+    mod_env = moderation_env(kafka_bootstrap, url, prefix, tmp_path, DOZOR_TOPIC_PARTITIONS="4")
+    moderation = start_moderation(mod_env, log_path)
     worker = WorkerProcess(env=env, log_path=tmp_path / "worker.log", metrics_port=port).start()
     store = None
     try:
@@ -90,6 +93,20 @@ def test_the_worker_flags_the_queue_shows_the_page_answers_the_item_closes(
         wait_for(lambda: [e.item_id for e in store.thread(done)] == ["11", "12"], timeout=30,
                  message="the answer in the thread")
         assert store.list_items(viewer, ItemFilter(status="open")).total == 0
+
+        # the queue figures are served on the metrics port, never on the public UI port
+        announced = wait_for(lambda: re.search(r"metrics at (http://\S+/metrics)",
+                                               log_path.read_text(errors="replace")),
+                             timeout=30, message="the announced metrics URL")
+        with urllib.request.urlopen(announced[1], timeout=10) as response:
+            scraped = response.read().decode()
+        assert re.search(r'dozor_moderation_items\{[^}]*municipality="Заречный"', scraped)
+        ui = f"http://127.0.0.1:{mod_env['DOZOR_MODERATION_PORT']}"
+        with urllib.request.urlopen(f"{ui}/healthz", timeout=10) as response:
+            assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{ui}/metrics", timeout=10)
+        assert refused.value.code == 404
     finally:
         worker.stop()
         moderation.send_signal(signal.SIGTERM)

@@ -48,8 +48,9 @@ def test_users_commands(cli_env, capsys, monkeypatch):
         run(["users", "add", "carl", "--role", "operator"])
     with pytest.raises(SystemExit, match="--municipality"):
         run(["users", "add", "dina", "--role", "municipal", "--password-stdin"], "пароль дины\n")
-    with pytest.raises(SystemExit, match="короче 8"):
-        run(["users", "add", "dina", "--role", "operator", "--password-stdin"], "short\n")
+    # the same minimum as the web form's (services/moderation/store.py MIN_PASSWORD_LENGTH)
+    with pytest.raises(SystemExit, match="короче 10"):
+        run(["users", "add", "dina", "--role", "operator", "--password-stdin"], "123456789\n")
     with pytest.raises(SystemExit, match="уже есть"):
         run(["users", "add", "anna", "--role", "operator", "--password-stdin"], "пароль анны\n")
     capsys.readouterr()
@@ -75,6 +76,44 @@ def test_users_commands(cli_env, capsys, monkeypatch):
         run(["users", "disable", "nobody"])
     with pytest.raises(SystemExit, match="отключён"):
         run(["users", "token", "anna", "--name", "x"])
+    store.engine.dispose()
+
+
+def test_password_minimum_is_the_web_forms(cli_env):
+    from services.moderation.store import MIN_PASSWORD_LENGTH
+
+    assert MIN_PASSWORD_LENGTH == 10
+    with pytest.raises(SystemExit, match=f"короче {MIN_PASSWORD_LENGTH}"):
+        run(["users", "add", "eve", "--role", "operator", "--password-stdin"],
+            "x" * (MIN_PASSWORD_LENGTH - 1) + "\n")
+    assert run(["users", "add", "eve", "--role", "operator", "--password-stdin"],
+               "x" * MIN_PASSWORD_LENGTH + "\n") == 0
+    store = ModerationStore(make_engine(cli_env))
+    with pytest.raises(SystemExit, match=f"короче {MIN_PASSWORD_LENGTH}"):
+        run(["users", "set-password", "eve", "--password-stdin"], "y" * (MIN_PASSWORD_LENGTH - 1) + "\n")
+    assert store.authenticate("eve", "x" * MIN_PASSWORD_LENGTH).login == "eve"
+    store.engine.dispose()
+
+
+def test_users_revoke_token(cli_env, capsys):
+    assert run(["users", "add", "robot", "--role", "operator", "--password-stdin"],
+               "пароль робота\n") == 0
+    assert run(["users", "token", "robot", "--name", "grafana"]) == 0
+    grafana = capsys.readouterr().out.strip().splitlines()[-1]
+    assert run(["users", "token", "robot", "--name", "backup"]) == 0
+    backup = capsys.readouterr().out.strip()
+    store = ModerationStore(make_engine(cli_env))
+    assert store.user_for_token(grafana).login == "robot"
+
+    assert run(["users", "revoke-token", "robot", "--name", "grafana"]) == 0
+    assert "токен «grafana» пользователя robot отключён" in capsys.readouterr().out
+    assert store.user_for_token(grafana) is None  # refused from now on
+    assert store.user_for_token(backup).login == "robot"  # the other token and the user stay
+    assert store.authenticate("robot", "пароль робота").login == "robot"
+    with pytest.raises(SystemExit, match="нет токена «grafana»"):
+        run(["users", "revoke-token", "robot", "--name", "grafana"])  # already revoked
+    with pytest.raises(SystemExit, match="нет пользователя"):
+        run(["users", "revoke-token", "nobody", "--name", "grafana"])
     store.engine.dispose()
 
 

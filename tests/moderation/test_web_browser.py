@@ -2,14 +2,13 @@
 a municipal moderator signs in, sees only their municipality, takes and resolves items with
 the keyboard and the forms, reads the history; another municipality's moderator gets 404;
 an item stored while the queue is open appears without a reload. Screenshots of the queue
-and of an item page go to the test's directory (and to docs/img with
-DOZOR_UPDATE_SCREENSHOTS=1)."""
+and of an item page go to the test's directory and to the artefacts folder
+($DOZOR_TEST_ARTIFACTS, else <repo>/.artifacts/; and to docs/img with
+DOZOR_UPDATE_SCREENSHOTS=1; see tests/moderation/artifacts.py)."""
 
 from __future__ import annotations
 
 import base64
-import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -26,13 +25,12 @@ from services.broker import free_port
 from services.moderation.store import ItemFilter
 from tests.helpers import wait_for
 
+from .artifacts import artifacts_dir, keep
 from .conftest import START
 from .web_support import make_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-REPO = Path(__file__).resolve().parents[2]
-DOCS_IMG = REPO / "docs" / "img"
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):  # pragma: no cover - make system-deps
     pytest.fail("Chromium and chromedriver are missing: run `make system-deps`",
@@ -84,9 +82,7 @@ def screenshot(driver: webdriver.Chrome, path: Path, name: str) -> Path:
                  "scale": 1}})
     target = path / name
     target.write_bytes(base64.b64decode(shot["data"]))
-    if os.environ.get("DOZOR_UPDATE_SCREENSHOTS") == "1":
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(target, DOCS_IMG / name)
+    keep(target)  # the artefacts folder (and docs/img with DOZOR_UPDATE_SCREENSHOTS=1)
     return target
 
 
@@ -248,8 +244,9 @@ def test_a_municipal_moderator_works_the_queue_in_chromium(pg_store, make_flag, 
             assert store.list_items(syk, ItemFilter()).total == 1
     finally:
         driver.quit()
-    assert (tmp_path / "moderation-queue.png").stat().st_size > 10_000
-    assert (tmp_path / "moderation-item.png").stat().st_size > 10_000
+    for name in ("moderation-queue.png", "moderation-item.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+        assert (artifacts_dir() / name).read_bytes() == (tmp_path / name).read_bytes()
 
 
 def _alert(driver):

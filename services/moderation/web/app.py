@@ -1,7 +1,9 @@
-"""The moderation web app: Russian UI at /, API at /api/v1, /metrics — one FastAPI app.
+"""The moderation web app: Russian UI at /, API at /api/v1 — one FastAPI app.
 
 `create_app(store, config, registry)` wires the store (services/moderation/store.py), the plain
-configuration (WebConfig) and a prometheus registry; `dozor moderation` serves it with uvicorn.
+configuration (WebConfig) and a prometheus registry (for the action counters); `dozor
+moderation` serves it with uvicorn. /metrics is NOT served here: the queue gauges are served
+on a port of their own (services/moderation/service.py), not on the public UI port.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -75,12 +77,62 @@ def _count_actions(store, registry: CollectorRegistry | None) -> None:
     store.on_action = ModerationMetrics(registry).on_action
 
 
+#: Set in the ASGI scope by BodyLimit when a chunked body went past MAX_BODY_BYTES.
+BODY_TOO_LARGE = "dozor.body_too_large"
+
+
+class BodyLimit:
+    """ASGI middleware: cap a request body that announces no Content-Length (chunked).
+
+    An announced Content-Length over the cap is refused at once (413, in `create_app`). A
+    chunked body announces nothing, so it is read here first, at most `max_bytes` + one
+    chunk: past the cap the reading stops and the request is marked (scope key
+    BODY_TOO_LARGE) so that the app answers 413 like for a Content-Length over the cap,
+    without reading or handling it; under the cap the app gets the body as sent.
+    """
+
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or any(name == b"content-length"
+                                          for name, _ in scope.get("headers", ())):
+            return await self.app(scope, receive, send)
+        parts, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: let the app see it
+                return await self.app(scope, _replay([message], receive), send)
+            parts.append(message.get("body", b""))
+            size += len(parts[-1])
+            more = message.get("more_body", False)
+            if size > self.max_bytes:
+                scope = {**scope, BODY_TOO_LARGE: True}
+                parts = []
+                break
+        body = {"type": "http.request", "body": b"".join(parts), "more_body": False}
+        await self.app(scope, _replay([body], receive), send)
+
+
+def _replay(messages: list[dict], receive):
+    """A `receive` that returns `messages` first, then whatever the connection sends."""
+    pending = list(messages)
+
+    async def replayed():
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
 def create_app(store, config: WebConfig, registry: CollectorRegistry | None = None) -> FastAPI:
     """The web app over one ModerationStore.
 
-    `registry` is served at /metrics (the moderation service passes the one its metrics are
-    declared in, services/moderation/metrics.py); None serves an empty registry. Actions are
-    counted in dozor_moderation_actions_total{action} through the store's `on_action` hook.
+    `registry` is where dozor_moderation_actions_total{action} is counted when the store has
+    no `on_action` hook yet (the moderation service installs the hook itself and serves the
+    registry on its metrics port). Request bodies are capped at MAX_BODY_BYTES.
     """
     app = FastAPI(
         title="Дозор: очередь модерации",
@@ -92,7 +144,6 @@ def create_app(store, config: WebConfig, registry: CollectorRegistry | None = No
     )
     _count_actions(store, registry)
     app.state.ctx = WebContext(store, config)
-    registry = registry if registry is not None else CollectorRegistry()
 
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       trim_blocks=False, lstrip_blocks=False)
@@ -105,7 +156,8 @@ def create_app(store, config: WebConfig, registry: CollectorRegistry | None = No
     @app.middleware("http")
     async def security_headers(request: Request, call_next):
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        if (length and length.isdigit() and int(length) > MAX_BODY_BYTES) \
+                or request.scope.get(BODY_TOO_LARGE):
             return _error(request, 413, STATUS_TEXT[413])
         response = await call_next(request)
         for name, value in SECURITY_HEADERS.items():
@@ -150,13 +202,11 @@ def create_app(store, config: WebConfig, registry: CollectorRegistry | None = No
             return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
         return await run_in_threadpool(_error, request, 422, detail)
 
+    # outermost: every body the app reads is counted, chunked or not
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.include_router(ui.router)
     app.include_router(api.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
-
-    @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 
 from services.moderation.errors import NotFound
-from services.moderation.store import ItemFilter, SessionInfo
+from services.moderation.store import MIN_PASSWORD_LENGTH, ItemFilter, SessionInfo
 
 from . import views
 from .auth import CSRF_FIELD, LOGIN_CSRF_COOKIE, SESSION_COOKIE, new_token, tokens_match
@@ -451,8 +451,8 @@ async def add_user(request: Request, session: SessionInfo = Depends(verified_pos
     error = None
     if not re.fullmatch(r"[A-Za-z0-9._@-]{1,100}", login_name):
         error = "Логин: латинские буквы, цифры и . _ @ -"
-    elif len(password) < 10:
-        error = "Пароль: не короче 10 символов."
+    elif len(password) < MIN_PASSWORD_LENGTH:
+        error = f"Пароль: не короче {MIN_PASSWORD_LENGTH} символов."
     if error is None:
         try:
             await run_in_threadpool(
