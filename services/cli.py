@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     settings = sub.add_parser(
         "settings", help="list every DOZOR_* setting with its default and meaning",
-        description="Print the settings table (markdown), as in the README.",
+        description="Print the settings table (markdown), as in docs/configuration.md.",
     )
     settings.set_defaults(handler=cmd_settings)
 

@@ -3,7 +3,7 @@
 Every process reads its configuration here, once, where it is wired together, and hands
 plain values down to `streams/` and `models/`. Every field can be set from the environment
 with the prefix ``DOZOR_`` (``DOZOR_KAFKA_BOOTSTRAP=kafka:9092``) or from a ``.env`` file.
-The README's settings table is generated from these descriptions (``dozor settings``).
+docs/configuration.md is generated from these descriptions (``dozor settings``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ SAMPLE_DIR = REPO_ROOT / "services" / "sample"
 
 
 class Settings(BaseSettings):
-    """Dozor configuration; see README "Settings" for the table."""
+    """Dozor configuration; docs/configuration.md has the table."""
 
     model_config = SettingsConfigDict(env_prefix="DOZOR_", env_file=".env", extra="ignore")
 
@@ -131,7 +131,7 @@ class Settings(BaseSettings):
         "auto",
         description="'int8': dynamic int8 linear layers at load time; 'none': float32; 'auto': "
         "what the checkpoint's dozor.json says (float32 if it says nothing). int8 scores shift "
-        "with the other texts of a batch; measured in the README benchmark.",
+        "with the other texts of a batch; measured in the model card.",
     )
     inference_threads: int = Field(
         1,

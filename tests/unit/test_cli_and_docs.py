@@ -1,4 +1,5 @@
-"""The CLI explains itself, the README's tables match the code, `dozor pages` ranks by urgency."""
+"""The CLI explains itself, the documented settings and metrics match the code, `dozor pages`
+ranks by urgency."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 def test_every_command_has_help():
     top = run("--help")
     assert top.returncode == 0
-    for command in ("demo", "worker", "replay", "classify", "pages", "model", "settings"):
+    for command in ("demo", "worker", "replay", "classify", "pages", "model", "settings",
+                    "ingest", "moderation", "users"):
         assert command in top.stdout
         sub = run(command, "--help")
         assert sub.returncode == 0 and "usage: dozor" in sub.stdout and len(sub.stdout) > 120, command
@@ -35,23 +37,51 @@ def test_every_command_has_help():
     assert "--device {auto,cpu,cuda}" in run("model", "train", "--help").stdout
 
 
-def test_readme_settings_table_matches_the_settings_object():
+def test_configuration_table_matches_the_settings_object():
     table = run("settings").stdout.strip()
-    assert table in (REPO / "README.md").read_text(encoding="utf-8"), (
-        "README settings table is stale: paste `dozor settings`"
+    assert table in (REPO / "docs" / "configuration.md").read_text(encoding="utf-8"), (
+        "docs/configuration.md is stale: paste `dozor settings`"
     )
 
 
-def test_readme_lists_every_exported_metric():
+def exported_metric_names() -> set[str]:
+    """Every metric name the worker, the connectors and the moderation service export."""
+    from services.ingest.metrics import IngestMetrics
+    from services.moderation.metrics import ModerationMetrics, QueueCollector
+
+    class EmptyStore:
+        def queue_depth(self):
+            return {("new", "toxic", "Ухта"): 1}
+
+        def oldest_new_flagged_at(self):
+            return 1.0
+
     registry = CollectorRegistry()
     DozorMetrics(registry)
+    ModerationMetrics(registry)
+    registry.register(QueueCollector(EmptyStore()))
     names = {m.name for m in registry.collect()}
+    names |= {m.name for m in IngestMetrics().registry.collect()}
     names |= {m.name for m in PageStateCollector(lambda: []).collect()}
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    documented = set(re.findall(r"`(dozor_[a-z_]+)`", readme))
+    return names
+
+
+def test_metrics_page_lists_every_exported_metric():
+    names = exported_metric_names()
+    assert {"dozor_events", "dozor_ingest_requests", "dozor_moderation_items"} <= names
+    page = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`(dozor_[a-z_]+)`", page))
     for name in names:
         exported = name + "_total" if name + "_total" in documented else name
         assert exported in documented, name
+
+
+def test_readme_is_a_short_users_document():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(readme.encode()) <= 10 * 1024
+    for link in ("docs/configuration.md", "docs/metrics.md", "docs/ARCHITECTURE.md",
+                 "deploy/README.md", "models/default/README.md"):
+        assert link in readme and (REPO / link.split("#")[0]).is_file(), link
 
 
 def test_worker_without_bootstrap_says_what_to_do():
