@@ -154,6 +154,18 @@ class Settings(BaseSettings):
         default_factory=list,
         description='JSON list of public holidays, ISO dates: ["2026-01-01", "2026-01-02"].',
     )
+
+    def working_calendar(self):
+        """The region's working calendar (time zone, hours, days, holidays) for deadlines."""
+        from streams.tracking.calendar import WorkingCalendar
+
+        return WorkingCalendar.parse(
+            timezone=self.timezone,
+            working_hours=self.working_hours,
+            working_days=self.working_days,
+            holidays=self.holidays,
+        )
+
     spike_window_seconds: float = Field(3600.0, description="Negative-spike sliding window.")
     spike_min_negative: int = Field(
         5, description="Negative comments in the window that a spike needs at least."

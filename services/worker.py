@@ -14,7 +14,6 @@ from streams.metrics import DozorMetrics, PageStateCollector
 from streams.pages import PageRegistry
 from streams.topics import TopicNames, ensure_topics
 from streams.track import TrackingPolicy
-from streams.tracking.calendar import WorkingCalendar
 from streams.tracking.page_state import SpikePolicy
 
 log = logging.getLogger(__name__)
@@ -35,12 +34,7 @@ def topic_names(settings: Settings) -> TopicNames:
 
 def tracking_policy(settings: Settings) -> TrackingPolicy:
     return TrackingPolicy(
-        calendar=WorkingCalendar.parse(
-            timezone=settings.timezone,
-            working_hours=settings.working_hours,
-            working_days=settings.working_days,
-            holidays=settings.holidays,
-        ),
+        calendar=settings.working_calendar(),
         default_deadline_hours=settings.answer_deadline_hours,
         spike=SpikePolicy(
             window_seconds=settings.spike_window_seconds,

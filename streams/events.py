@@ -52,3 +52,8 @@ def make_event_id(*parts: object) -> str:
     """
     digest = hashlib.sha1("\x1f".join(str(p) for p in parts).encode()).hexdigest()
     return digest[:24]
+
+
+def text_digest(text: str) -> str:
+    """A short digest of an item's text, a part of its event id (an edit is a new event)."""
+    return hashlib.sha1(text.encode()).hexdigest()[:12]

@@ -15,12 +15,12 @@ into one (the rules are in its docstring). Checked here:
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 
 from streams.normalize.telegram import HANDLED_UPDATES, SERVICE_FIELDS
 from tests.support import telegram_payloads as tg
+from tests.support.payloads import altered
 from tests.support.telegram_schema import errors, spec
 
 ROOT = tg.automatic_forward(310, 42, "Ремонт дороги")
@@ -68,33 +68,21 @@ def test_fake_server_answers_validate():
     assert chat["result"]["linked_chat_id"] == tg.GROUP_ID
 
 
-def _broken(upd: dict, path: tuple, value=KeyError) -> dict:
-    upd = copy.deepcopy(upd)
-    node = upd
-    for key in path[:-1]:
-        node = node[key]
-    if value is KeyError:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return upd
-
-
 @pytest.mark.parametrize(
     "upd",
     [
-        _broken(QUESTION, ("update_id",)),                               # required in Update
-        _broken(QUESTION, ("message", "date")),                          # required in Message
-        _broken(QUESTION, ("message", "chat", "type")),                  # required in Chat
-        _broken(QUESTION, ("message", "from", "is_bot")),                # required in User
-        _broken(QUESTION, ("message", "date"), "2026-11-26"),            # Integer
-        _broken(QUESTION, ("message", "text"), 5),                       # String
-        _broken(QUESTION, ("message", "forward_from_message_id"), 42),   # removed in Bot API 7.0
-        _broken(ROOT, ("message", "forward_origin", "type"), "channels"),  # always "channel"
-        _broken(ROOT, ("message", "forward_origin", "message_id")),      # MessageOriginChannel
-        _broken(ROOT, ("message", "is_automatic_forward"), "true"),      # Boolean
-        _broken(BUILT_UPDATES["photo_post"], ("channel_post", "photo", 0, "width")),  # Array of
-        _broken(QUESTION, ("message", "reply_to_message", "chat", "id"), "-100"),  # nested Message
+        altered(QUESTION, ("update_id",)),                               # required in Update
+        altered(QUESTION, ("message", "date")),                          # required in Message
+        altered(QUESTION, ("message", "chat", "type")),                  # required in Chat
+        altered(QUESTION, ("message", "from", "is_bot")),                # required in User
+        altered(QUESTION, ("message", "date"), "2026-11-26"),            # Integer
+        altered(QUESTION, ("message", "text"), 5),                       # String
+        altered(QUESTION, ("message", "forward_from_message_id"), 42),   # removed in Bot API 7.0
+        altered(ROOT, ("message", "forward_origin", "type"), "channels"),  # always "channel"
+        altered(ROOT, ("message", "forward_origin", "message_id")),      # MessageOriginChannel
+        altered(ROOT, ("message", "is_automatic_forward"), "true"),      # Boolean
+        altered(BUILT_UPDATES["photo_post"], ("channel_post", "photo", 0, "width")),  # Array of
+        altered(QUESTION, ("message", "reply_to_message", "chat", "id"), "-100"),  # nested Message
         {"update_id": 1, "channel_post": "text"},
     ],
 )

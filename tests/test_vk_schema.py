@@ -14,7 +14,6 @@ expected failure that starts passing fails too (the list must stay accurate).
 
 from __future__ import annotations
 
-import copy
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +23,8 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.exceptions import NoSuchResource
 from referencing.jsonschema import DRAFT7
+
+from tests.support.payloads import REMOVE, altered
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO.parent / "shared/data/vk-api-schema"
@@ -190,16 +191,8 @@ GOOD_DELETE = {
 }
 
 
-def _broken(payload: dict, path: tuple, value=KeyError) -> str:
-    p = copy.deepcopy(payload)
-    node = p
-    for key in path[:-1]:
-        node = node[key]
-    if value is KeyError:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return json.dumps(p, ensure_ascii=False)
+def _broken(payload: dict, path: tuple, value=REMOVE) -> str:
+    return json.dumps(altered(payload, path, value), ensure_ascii=False)
 
 
 @pytest.mark.parametrize("payload", [GOOD_COMMENT, GOOD_POST, GOOD_DELETE])

@@ -60,11 +60,10 @@ question stays open until answered or overdue.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from streams.events import CanonicalEvent, make_event_id
+from streams.events import CanonicalEvent, make_event_id, text_digest
 from streams.normalize.errors import InvalidPayload
 from streams.normalize.vk import parse_json
 
@@ -142,7 +141,7 @@ class TelegramNormalizer:
         author_id = sender["id"] if sender is not None else channel_id
         return CanonicalEvent(
             event_id=make_event_id(
-                "telegram", channel_id, "post", post_id, action, created_at, _digest(text)
+                "telegram", channel_id, "post", post_id, action, created_at, text_digest(text)
             ),
             platform="telegram",
             kind="post",
@@ -204,7 +203,7 @@ class TelegramNormalizer:
                                 thread_id, comment_id, where)
         return CanonicalEvent(
             event_id=make_event_id(
-                "telegram", channel_id, "comment", comment_id, action, created_at, _digest(text)
+                "telegram", channel_id, "comment", comment_id, action, created_at, text_digest(text)
             ),
             platform="telegram",
             kind="comment",
@@ -342,6 +341,3 @@ def _optional_int(obj: dict[str, Any], name: str, where: str) -> int | None:
         return None
     return _int(obj, name, where)
 
-
-def _digest(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()[:12]

@@ -7,11 +7,10 @@ itself has `from_id == owner_id` (negative), which is how "the page answered" is
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
-from streams.events import CanonicalEvent, make_event_id
+from streams.events import CanonicalEvent, make_event_id, text_digest
 from streams.normalize.errors import InvalidPayload
 
 COMMENT_ACTIONS = {
@@ -72,7 +71,7 @@ def _post(obj: dict[str, Any], group_id: int | None) -> CanonicalEvent:
     text = _str(obj, "text", "wall_post_new", default="")
     page_id = f"vk:{owner_id}"
     return CanonicalEvent(
-        event_id=make_event_id("vk", owner_id, "post", post_id, "new", date, _digest(text)),
+        event_id=make_event_id("vk", owner_id, "post", post_id, "new", date, text_digest(text)),
         platform="vk",
         kind="post",
         action="new",
@@ -104,7 +103,9 @@ def _comment(obj: dict[str, Any], group_id: int | None, action: str) -> Canonica
     if reply_to_user is not None and not _is_int(reply_to_user):
         raise InvalidPayload("invalid_field", f"{where}: 'reply_to_user' must be an integer")
     return CanonicalEvent(
-        event_id=make_event_id("vk", owner_id, "comment", comment_id, action, date, _digest(text)),
+        event_id=make_event_id(
+            "vk", owner_id, "comment", comment_id, action, date, text_digest(text)
+        ),
         platform="vk",
         kind="comment",
         action=action,
@@ -189,6 +190,3 @@ def _str(obj: dict[str, Any], name: str, where: str, default: Any = _MISSING) ->
         raise InvalidPayload("invalid_field", f"{where}: '{name}' must be a string")
     return value
 
-
-def _digest(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()[:12]

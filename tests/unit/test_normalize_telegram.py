@@ -9,6 +9,7 @@ import pytest
 from streams.normalize import InvalidPayload
 from streams.normalize.telegram import TelegramNormalizer, internal_chat_id
 from tests.support import telegram_payloads as tg
+from tests.support.payloads import REMOVE, altered
 
 POST_ID, FORWARD_ID = 42, 310
 NORMALIZER = TelegramNormalizer({tg.GROUP_ID: tg.CHANNEL_ID})
@@ -209,16 +210,8 @@ def test_internal_chat_id():
     assert internal_chat_id(-4567) == 4567
 
 
-def _without(path: tuple, value=KeyError) -> bytes:
-    upd = question(311)
-    node = upd
-    for key in path[:-1]:
-        node = node[key]
-    if value is KeyError:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return json.dumps(upd).encode()
+def _without(path: tuple, value=REMOVE) -> bytes:
+    return json.dumps(altered(question(311), path, value)).encode()
 
 
 @pytest.mark.parametrize(

@@ -37,12 +37,7 @@ class WebConfig:
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> WebConfig:
         """The web part of `services.settings.Settings`."""
-        calendar = WorkingCalendar.parse(
-            timezone=settings.timezone,
-            working_hours=settings.working_hours,
-            working_days=settings.working_days,
-            holidays=settings.holidays,
-        )
+        calendar = settings.working_calendar()
         values = dict(
             cookie_secure=settings.moderation_cookie_secure,
             session_hours=settings.moderation_session_hours,
