@@ -56,11 +56,11 @@ def dataset_texts(n: int, data_dir: Path, seed: int = 7) -> list[str] | None:
         with path.open(encoding="utf-8", newline="") as f:
             texts += [r["text"].strip() for r in csv.DictReader(f) if r["text"].strip()]
     try:
-        from models.training.data import _read_sentirueval
+        from models.training.data import read_sentirueval
 
         xml = data_dir / "sentirueval2015" / "telecoms_test_etalon.xml"
         if xml.is_file():
-            texts += [t for t, _, _ in _read_sentirueval(xml)]
+            texts += [t for t, _, _ in read_sentirueval(xml)]
     except Exception:  # noqa: BLE001 - the benchmark still runs on the other texts
         pass
     if len(texts) < n:

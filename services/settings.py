@@ -290,3 +290,13 @@ class Settings(BaseSettings):
         "every batch. Rows are always committed first, so a crash only re-reads (harmless: "
         "items are upserted by flag id, updates by update id).",
     )
+
+
+def load_settings(**overrides) -> Settings:
+    """The settings of this process; an invalid ``DOZOR_*`` value ends the command with the reason."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SystemExit(f"invalid DOZOR_* setting:\n{exc}") from None

@@ -116,7 +116,7 @@ def _read_rusentiment(path: Path) -> list[tuple[str, str]]:
         return [(_clean(r["text"]), r["label"]) for r in csv.DictReader(f) if _clean(r["text"])]
 
 
-def _read_sentirueval(path: Path) -> list[tuple[str, int, int]]:
+def read_sentirueval(path: Path) -> list[tuple[str, int, int]]:
     """Rows (text, negative, positive): negative if any organisation column is -1."""
     rows = []
     for table in ET.parse(path).getroot().iter("table"):
@@ -252,11 +252,11 @@ def build_corpus(data_dir: str | Path, seed: int = 13, max_rows_per_source: int 
     # SentiRuEval-2015: banks + telecoms train for training, test etalon held out.
     d = root / "sentirueval2015"
     if d.is_dir():
-        rows = cap(_read_sentirueval(d / "banks_train.xml") + _read_sentirueval(d / "telecoms_train.xml"))
+        rows = cap(read_sentirueval(d / "banks_train.xml") + read_sentirueval(d / "telecoms_train.xml"))
         train, val = _split(rows, seed, (0.9, 0.1))
         mk = lambda rs: social([(t, {"negative": n, "positive": p}) for t, n, p in rs], "sentirueval2015")
         train_val["sentirueval2015"] = (mk(train), mk(val))
-        test = cap(_read_sentirueval(d / "banks_test_etalon.xml") + _read_sentirueval(d / "telecoms_test_etalon.xml"))
+        test = cap(read_sentirueval(d / "banks_test_etalon.xml") + read_sentirueval(d / "telecoms_test_etalon.xml"))
         corpus.held_out.append(HeldOutSplit(
             "sentirueval2015_test", "SentiRuEval-2015 test etalon, banks + telecoms; negative if any organisation is -1",
             "negative", [t for t, _, _ in test], [n for _, n, _ in test]))

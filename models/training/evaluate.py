@@ -9,6 +9,7 @@ Writes ``report.md`` and ``report.json`` into the report directory.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from models.training.metrics import (
     roc_auc,
     three_class,
 )
+
+log = logging.getLogger(__name__)
 
 # Splits whose negative-class F1 must beat TF-IDF by this many points (issue #3).
 MARGIN_SPLITS = {"rusentiment_test": 0.03, "sentirueval2015_test": 0.03}
@@ -120,15 +123,15 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
     corpus = build_corpus(data_dir, seed=seed, max_rows_per_source=max_rows_per_source,
                           question_mark_strip_share=question_mark_strip_share)
     if not corpus.held_out:
-        raise SystemExit(f"no held-out splits could be built from {data_dir}")
+        raise ValueError(f"no held-out splits could be built from {data_dir}")
     classifier = TextClassifier.load(model_dir)
-    print(f"model {model_dir}: thresholds {classifier.thresholds}", flush=True)
+    log.info("model %s: thresholds %s", model_dir, classifier.thresholds)
 
     tfidf = None
     if baselines:
         from models.training.baselines import TfidfBaseline
 
-        print(f"training the TF-IDF baseline on {len(corpus.train)} texts ...", flush=True)
+        log.info("training the TF-IDF baseline on %d texts ...", len(corpus.train))
         tfidf = TfidfBaseline(seed=seed).fit(corpus.train, corpus.validation, questions_without_marks=questions_without_marks)
 
     splits, label_scores = [], {}
@@ -157,8 +160,8 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
             entry["beats_tfidf"] = entry["model"]["f1"] >= entry["tfidf"]["f1"] + margin and entry["model"]["f1"] > entry["tfidf"]["f1"]
         splits.append(entry)
         label_scores.setdefault(split.label, []).append((split.gold, scores[split.label]))
-        print(f"{split.name}: model F1 {entry['model']['f1']:.3f}"
-              + (f", TF-IDF F1 {entry['tfidf']['f1']:.3f}" if tfidf is not None else ""), flush=True)
+        log.info("%s: model F1 %.3f%s", split.name, entry["model"]["f1"],
+                 f", TF-IDF F1 {entry['tfidf']['f1']:.3f}" if tfidf is not None else "")
 
     report = {
         "model": str(model_dir), "data_dir": str(data_dir), "seed": seed,

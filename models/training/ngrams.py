@@ -3,7 +3,8 @@
 The features are the ones the model computes at run time (``ngram_model.ngram_counts`` on the
 tokenizer's ids, texts cut at the inference length), weighted like sklearn's TfidfVectorizer
 (sublinear tf, smooth idf, l2 norm, n-grams seen in at least ``min_df`` training texts), with one
-logistic regression per label (C = 4, liblinear), as the TF-IDF baseline. The per-label mix of
+logistic regression per label (liblinear; C = 4 as the TF-IDF baseline unless the config's ``ngram_c``
+says otherwise). The per-label mix of
 the transformer's and the n-gram model's logits is chosen on the validation split together with
 the threshold (F1-maximising), so nothing here looks at a held-out split.
 """
@@ -15,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.training.data import Example, strip_question_marks, threshold_sets
+from models.batching import batch_indices, map_batches
+from models.training.data import Example, threshold_sets
 from models.training.metrics import best_threshold, precision_recall_f1
 
 MIX_GRID = tuple(round(i / 10, 1) for i in range(11))
@@ -40,13 +42,13 @@ def special_ids(tokenizer, boundaries: bool = False) -> list[int]:
     return sorted({int(i) for i in tokenizer.all_special_ids} - {i for i in keep if i is not None})
 
 
-def _batches(tokenizer, texts: list[str], max_length: int, batch_size: int = 512):
+def encode_texts(tokenizer, texts: list[str], max_length: int = 256):
+    """(input_ids, attention_mask) of ``texts`` padded to the longest, as the classifier encodes them."""
     import torch
 
-    for start in range(0, len(texts), batch_size):
-        chunk = [t or " " for t in texts[start:start + batch_size]]
-        encoded = tokenizer(chunk, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-        yield start, encoded["input_ids"], encoded.get("attention_mask", torch.ones_like(encoded["input_ids"]))
+    encoded = tokenizer([t or " " for t in texts], truncation=True, max_length=max_length, padding=True,
+                        return_tensors="pt")
+    return encoded["input_ids"], encoded.get("attention_mask", torch.ones_like(encoded["input_ids"]))
 
 
 def text_ngrams(tokenizer, texts: list[str], order: int, max_length: int = 256, skip: bool = False,
@@ -58,9 +60,10 @@ def text_ngrams(tokenizer, texts: list[str], order: int, max_length: int = 256, 
 
     specials = torch.tensor(special_ids(tokenizer, boundaries), dtype=torch.long)
     rows, keys, counts = [], [], []
-    for start, input_ids, attention in _batches(tokenizer, texts, max_length):
+    for chunk in batch_indices(len(texts), 512):
+        input_ids, attention = encode_texts(tokenizer, [texts[i] for i in chunk], max_length)
         r, k, c, real = ngram_counts(input_ids, attention, len(tokenizer), order, specials, skip)
-        rows.append(r[real].numpy() + start)
+        rows.append(np.asarray(chunk, dtype=np.int64)[r[real].numpy()])
         keys.append(k[real].numpy())
         counts.append(c[real].numpy())
     if not rows:
@@ -78,7 +81,7 @@ def tfidf_table(keys: np.ndarray, n: int, min_df: int = 2) -> tuple[np.ndarray, 
     return unique[keep].astype(np.int64), (np.log((1 + n) / (1 + df[keep])) + 1).astype(np.float32)
 
 
-def _tfidf_matrix(rows, keys, counts, n: int, table: np.ndarray, idf: np.ndarray):
+def tfidf_matrix(rows, keys, counts, n: int, table: np.ndarray, idf: np.ndarray):
     """Rows of sublinear-tf x idf over ``table`` (keys outside it dropped), l2-normalised, as csr."""
     from scipy.sparse import csr_matrix
     from sklearn.preprocessing import normalize
@@ -90,30 +93,18 @@ def _tfidf_matrix(rows, keys, counts, n: int, table: np.ndarray, idf: np.ndarray
 
 
 def fit_ngrams(tokenizer, train: list[Example], labels: list[str], order: int = 3, min_df: int = 2, c: float = 4.0,
-               seed: int = 13, max_length: int = 256, wording_only: tuple[str, ...] = (), skip: bool = False,
-               boundaries: bool = False) -> NgramFit:
+               seed: int = 13, max_length: int = 256, skip: bool = False, boundaries: bool = False) -> NgramFit:
     """TF-IDF over token n-grams + one logistic regression per label (rows where the label is known).
 
     ``skip`` adds skip-bigrams (token i with token i + 2); ``boundaries`` keeps [CLS] and [SEP] in
-    the n-grams (see ``special_ids``).
-
-    The n-gram table and idf come from the training texts as written. Labels in ``wording_only``
-    are fitted on the texts with every "?" removed, so their weights read the wording only (the
-    transformer sees the "?"): n-grams with a "?" never occur in their training rows and keep a
-    weight of 0. (At run time such n-grams still count in a text's l2 norm, which scales the
-    wording features of a text with "?" down a little; the transformer carries those texts.)
+    the n-grams (see ``special_ids``). The n-gram table and idf come from the training texts.
     """
     from sklearn.linear_model import LogisticRegression
 
     n = len(train)
     rows, keys, counts = text_ngrams(tokenizer, [e.text for e in train], order, max_length, skip, boundaries)
     table, idf = tfidf_table(keys, n, min_df)
-    x = _tfidf_matrix(rows, keys, counts, n, table, idf)
-    x_wording = None
-    if wording_only:
-        stripped = text_ngrams(tokenizer, [strip_question_marks(e.text) for e in train], order, max_length, skip,
-                               boundaries)
-        x_wording = _tfidf_matrix(*stripped, n, table, idf)
+    x = tfidf_matrix(rows, keys, counts, n, table, idf)
     weight = np.zeros((len(table), len(labels)), dtype=np.float32)
     bias = np.zeros(len(labels), dtype=np.float32)
     fitted = []
@@ -122,8 +113,7 @@ def fit_ngrams(tokenizer, train: list[Example], labels: list[str], order: int = 
         y = [train[i].targets[label] for i in label_rows]
         if len(set(y)) < 2:
             continue
-        features = x_wording if label in wording_only else x
-        model = LogisticRegression(C=c, max_iter=2000, solver="liblinear", random_state=seed).fit(features[label_rows], y)
+        model = LogisticRegression(C=c, max_iter=2000, solver="liblinear", random_state=seed).fit(x[label_rows], y)
         weight[:, j] = model.coef_[0]
         bias[j] = model.intercept_[0]
         fitted.append(label)
@@ -152,13 +142,15 @@ def logits_parts(model, tokenizer, texts: list[str], max_length: int = 256, batc
     """(transformer logits, n-gram logits) as numpy arrays [texts, labels]."""
     import torch
 
-    deep, wide = [], []
+    def run(chunk: list[str]):
+        input_ids, attention = encode_texts(tokenizer, chunk, max_length)
+        deep = model.bert_logits(input_ids, attention).float().numpy()
+        return list(zip(deep, model.ngram_logits(input_ids, attention).float().numpy()))
+
     model.eval()
     with torch.inference_mode():
-        for _, input_ids, attention in _batches(tokenizer, texts, max_length, batch_size):
-            deep.append(model.bert_logits(input_ids, attention).float().numpy())
-            wide.append(model.ngram_logits(input_ids, attention).float().numpy())
-    return np.concatenate(deep), np.concatenate(wide)
+        rows = map_batches(texts, batch_size, run)
+    return np.stack([deep for deep, _ in rows]), np.stack([wide for _, wide in rows])
 
 
 def best_mix(deep, wide, gold: list[int]) -> tuple[float, float, float, dict[str, float]]:
@@ -206,17 +198,16 @@ def choose_mix(model, tokenizer, validation: list[Example], labels: list[str], f
 
 def add_ngram_part(model, tokenizer, train: list[Example], validation: list[Example], labels: list[str],
                    order: int = 3, seed: int = 13, questions_without_marks: bool | str = False,
-                   wording_only: tuple[str, ...] = (), c: float = 4.0, skip: bool = False, boundaries: bool = False):
+                   c: float = 4.0, skip: bool = False, boundaries: bool = False):
     """Fit the n-gram part on ``train``, choose mix and thresholds on ``validation``.
 
     Returns (model with the n-gram part, thresholds, report). Thresholds of labels the chooser
     could not set (no validation rows) are None: the caller keeps its own.
     """
-    fit = fit_ngrams(tokenizer, train, labels, order=order, seed=seed, wording_only=wording_only, c=c, skip=skip,
-                     boundaries=boundaries)
+    fit = fit_ngrams(tokenizer, train, labels, order=order, seed=seed, c=c, skip=skip, boundaries=boundaries)
     wide = to_ngram_model(model, fit)
     mix, thresholds, report = choose_mix(wide, tokenizer, validation, labels, fit.fitted_labels, questions_without_marks)
     wide.set_mix(mix)
     report = {"order": order, "skip": skip, "boundaries": boundaries, "c": c, "features": len(fit.keys),
-              "wording_only": list(wording_only), "mix": dict(zip(labels, mix)), "labels": report}
+              "mix": dict(zip(labels, mix)), "labels": report}
     return wide, thresholds, report

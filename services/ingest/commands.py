@@ -61,7 +61,7 @@ def _run(module_name: str):
     def handler(args) -> int:
         import importlib
 
-        from services.cli import load_settings
+        from services.settings import load_settings
 
         module = importlib.import_module(module_name)
         return module.run(load_settings(), args) or 0

@@ -123,7 +123,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _settings():
-    from services.cli import load_settings
+    from services.settings import load_settings
 
     return load_settings()
 

@@ -12,7 +12,7 @@ import pytest
 from models.classifier import ModelConfigError, TextClassifier
 from streams.classify import classify_events
 from streams.events import CanonicalEvent
-from tests.checkpoints import build_oracle_checkpoint
+from tests.support.checkpoints import build_oracle_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 ANSWERS = {

@@ -34,7 +34,8 @@ def test_checkpoint_is_transformers_multi_label_under_40_mb():
     model = AutoModelForSequenceClassification.from_pretrained(MODEL_DIR)
     assert type(model) is models.ngram_model.BertNgramForSequenceClassification
     # the copy of the modeling code inside the checkpoint (for plain transformers) is the current one
-    assert (MODEL_DIR / "ngram_model.py").read_text(encoding="utf-8") == Path(models.ngram_model.__file__).read_text(encoding="utf-8")
+    assert (MODEL_DIR / "ngram_model.py").read_text(encoding="utf-8") == Path(models.ngram_model.__file__).read_text(
+        encoding="utf-8"), "models/ngram_model.py changed: cp models/ngram_model.py models/default/ (see the model card)"
     assert (MODEL_DIR / "model.safetensors").stat().st_size <= 40 * 1024 * 1024
     thresholds = json.loads((MODEL_DIR / "dozor.json").read_text(encoding="utf-8"))["thresholds"]
     assert set(thresholds) == LABELS and all(0.0 < t < 1.0 for t in thresholds.values())

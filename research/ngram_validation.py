@@ -1,14 +1,16 @@
-"""Validation-only prototypes for the n-gram part (model card rows 55 and 56).
+"""Validation-only prototypes for the n-gram part: token-position features and label-noise filtering.
 
-A research script, not part of the product: it refits the n-gram logistic regressions of a shipped
-``dozor-bert-ngram`` checkpoint with sklearn over the same token n-grams the model computes
-(``models.training.ngrams.text_ngrams``), mixes them with the checkpoint's own BERT logits and
-chooses mix and threshold per label on the validation split exactly as ``choose_mix`` does. It never
-reads a held-out split. With no extra features it reproduces the shipped model's validation figures
-(row 49: mean F1 0.7904, mixes 0.4 / 0.8 / 0.9 / 0.7), which checks the harness.
+A research script, not part of the product (the figures are in the model card's research log): it
+refits the n-gram logistic regressions of a shipped ``dozor-bert-ngram`` checkpoint with sklearn over
+the same token n-grams the model computes (``models.training.ngrams.text_ngrams``), mixes them with
+the checkpoint's own BERT logits and chooses mix and threshold per label on the validation split
+exactly as ``choose_mix`` does. It never reads a held-out split. With no extra features it
+reproduces the shipped model's n-gram table (574,825 keys), mixes (0.4 / 0.8 / 0.9 / 0.7) and
+thresholds, at validation mean F1 0.7903 (training reported 0.7904), which checks the harness.
+It imports only public functions of ``models``.
 
-    python -m models.training.experiments.ngram_validation features '[[], [["tail", 4, 1]]]'
-    python -m models.training.experiments.ngram_validation noise --tau 0.9 0.7 0.5 0.3
+    python -m research.ngram_validation features '[[], [["tail", 4, 1]]]'
+    python -m research.ngram_validation noise --tau 0.9 0.7 0.5 0.3
 
 ``features``: each variant is a list of extra key blocks ``[kind, k, order]``: unigrams (order 2: also
 bigrams) of the last (``tail``) or first (``head``) k real tokens. ``noise``: drops training
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
 LABELS = ["question", "negative", "toxic", "positive"]
 
 
@@ -37,16 +39,16 @@ def load(model_dir: Path, data_dir: Path, cache: Path, threads: int):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import models.ngram_model  # noqa: F401  (registers the architecture)
+    from models.batching import batch_indices
+    from models.training.config import TrainConfig
     from models.training.data import QUESTION_AID_SOURCE, strip_question_marks, threshold_sets
-    from models.training.ngrams import _batches
-    from models.training.train import TrainConfig, config_corpus
+    from models.training.ngrams import encode_texts
 
     torch.set_num_threads(threads)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     if cache.is_file():
         return (tokenizer, *pickle.loads(cache.read_bytes()))
-    config = TrainConfig.from_yaml(REPO / "models/training/default.yaml", data_dir=str(data_dir))
-    _, corpus = config_corpus(config)
+    corpus = TrainConfig.from_yaml(data_dir=str(data_dir)).corpus()
     train_texts = [e.text for e in corpus.train]
     train_targets = [e.targets for e in corpus.train]
     sets = threshold_sets(corpus.validation, LABELS)
@@ -54,9 +56,10 @@ def load(model_dir: Path, data_dir: Path, cache: Path, threads: int):
     social = [e for e in corpus.validation if "question" in e.targets and e.source != QUESTION_AID_SOURCE]
     no_marks = ([strip_question_marks(e.text) for e in social], [e.targets["question"] for e in social])
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir), dtype=torch.float32).eval()
-    deep = []
+    deep, texts = [], val_texts + no_marks[0]
     with torch.inference_mode():
-        for _, ids, attention in _batches(tokenizer, val_texts + no_marks[0], 256, 256):
+        for chunk in batch_indices(len(texts), 256):
+            ids, attention = encode_texts(tokenizer, [texts[i] for i in chunk], 256)
             deep.append(model.bert_logits(ids, attention).float().numpy())
     parts = (train_texts, train_targets, sets, val_texts, no_marks, np.concatenate(deep))
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -75,28 +78,30 @@ class Harness:
         self.all_val = self.val_texts + self.no_marks[0]
 
     def extra_ngrams(self, texts, blocks):
-        from models.training.ngrams import _batches, special_ids
+        from models.batching import batch_indices
+        from models.training.ngrams import encode_texts, special_ids
 
         v, skip = self.vocab, set(special_ids(self.tok, False))
         rows, keys = [], []
-        for start, ids, attention in _batches(self.tok, texts, 256, 1024):
-            for r in range(ids.shape[0]):
+        for chunk in batch_indices(len(texts), 1024):
+            ids, attention = encode_texts(self.tok, [texts[i] for i in chunk], 256)
+            for r, row in enumerate(chunk):
                 seq = [t for t, a in zip(ids[r].tolist(), attention[r].tolist()) if a and t not in skip]
                 for b, (kind, k, order) in enumerate(blocks):
                     offset = self.base_space + b * (v + v * v)
                     part = seq[-k:] if kind == "tail" else seq[:k]
                     for i, t in enumerate(part):
-                        rows.append(start + r)
+                        rows.append(row)
                         keys.append(offset + t)
                         if order >= 2 and i + 1 < len(part):
-                            rows.append(start + r)
+                            rows.append(row)
                             keys.append(offset + v + t * v + part[i + 1])
         space = self.base_space * 4
         unique, counts = np.unique(np.array(rows, np.int64) * space + np.array(keys, np.int64), return_counts=True)
         return unique // space, unique % space, counts
 
     def matrices(self, blocks):
-        from models.training.ngrams import _tfidf_matrix, text_ngrams, tfidf_table
+        from models.training.ngrams import text_ngrams, tfidf_matrix, tfidf_table
 
         def features(texts):
             r, k, c = text_ngrams(self.tok, texts, 3, 256, skip=True, boundaries=True)
@@ -108,8 +113,8 @@ class Harness:
         n = len(self.train_texts)
         r, k, c = features(self.train_texts)
         table, idf = tfidf_table(k, n)
-        return (_tfidf_matrix(r, k, c, n, table, idf),
-                _tfidf_matrix(*features(self.all_val), len(self.all_val), table, idf), len(table))
+        return (tfidf_matrix(r, k, c, n, table, idf),
+                tfidf_matrix(*features(self.all_val), len(self.all_val), table, idf), len(table))
 
     def choose(self, j, label, wide):
         """(best validation F1, mix, threshold, ROC AUC on the "?"-free question rows) as ``choose_mix``."""
@@ -179,9 +184,9 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--c", type=float, default=16.0, help="inverse L2 strength (the shipped ngram_c)")
     sub = parser.add_subparsers(dest="command", required=True)
-    features = sub.add_parser("features", help="extra position features (row 55)")
+    features = sub.add_parser("features", help="extra position features")
     features.add_argument("variants", help='JSON list of variants, each a list of [kind, k, order] blocks')
-    noise = sub.add_parser("noise", help="label-noise filtering of the question head (row 56)")
+    noise = sub.add_parser("noise", help="label-noise filtering of the question head")
     noise.add_argument("--tau", type=float, nargs="+", default=[0.9, 0.7, 0.5, 0.3])
     noise.add_argument("--show", type=int, default=25, help="print the statements scored highest")
     args = parser.parse_args(argv)

