@@ -1,6 +1,7 @@
 # Dozor: two commands on a fresh machine.
 #   make demo   set everything up, run the pipeline on the bundled sample (embedded broker)
 #   make test   set everything up, run every test (CI calls this through .ci/run)
+#   make test-fast  the pure tier (tests/unit): no broker, database or browser, under a minute
 
 PYTHON ?= python3.11
 VENV   := .venv
@@ -13,11 +14,12 @@ TORCH  ?= torch==2.13.0
 SYSTEM_PACKAGES := prometheus prometheus-alertmanager chromium chromium-driver
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv system-deps bench clean help
+.PHONY: demo test test-fast venv system-deps bench clean help
 
 help:
 	@echo "make demo   - run Dozor on the bundled sample, live in the terminal (Ctrl-C stops)"
 	@echo "make test   - install everything and run the whole test suite"
+	@echo "make test-fast - the pure tests (tests/unit), under a minute"
 	@echo "make bench  - classifier benchmark (figures in README and the model card)"
 
 venv: $(STAMP)
@@ -48,6 +50,11 @@ demo: venv
 
 test: venv system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The pure tier: no broker, no database, no browser, no system tools. tests/models loads the
+# shipped model in CLI subprocesses (about a minute on its own): it runs with make test.
+test-fast: venv
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
 
 bench: venv
 	$(PY) bench/bench_classifier.py

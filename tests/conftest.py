@@ -3,26 +3,41 @@
 Kafka tests run against the embedded Tansu broker started here on a random port, or
 against any real Kafka when DOZOR_TEST_KAFKA_BOOTSTRAP gives its address. Each test gets its
 own topic names and consumer group, so tests share one broker without seeing each other.
+Shared helpers (not fixtures) live in tests/support/.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from services.broker import EmbeddedBroker, free_port
-from tests.checkpoints import build_random_checkpoint
-from services.pages_view import scrape
-from tests.helpers import wait_for
+from tests.support.checkpoints import build_random_checkpoint
+from tests.support.worker import WorkerProcess, worker_environment
 
-REPO = Path(__file__).resolve().parent.parent
+UNIT = Path(__file__).resolve().parent / "unit"
+# fixture -> the marker of the heavy need it brings (pyproject.toml lists the markers)
+NEEDS = {"kafka_bootstrap": "broker", "pg_url": "postgres", "_engines": "postgres"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark each test by what it needs (`-m "not broker and not postgres"` leaves them out);
+    tests/unit is the pure tier: a test there that needs either is an error."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        needs = {mark for fixture, mark in NEEDS.items() if fixture in fixtures}
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if "fresh_database" in fixtures and "postgresql" in params.values():
+            needs.add("postgres")
+        for mark in sorted(needs):
+            item.add_marker(mark)
+        if needs and UNIT in item.path.parents:
+            raise pytest.UsageError(f"{item.nodeid} needs {', '.join(sorted(needs))}: "
+                                    "tests/unit holds pure tests only")
 
 
 @pytest.fixture(scope="session")
@@ -40,88 +55,6 @@ def kafka_bootstrap(tmp_path_factory) -> str:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random-weight checkpoint (question, negative, toxic) saved with save_pretrained."""
     return build_random_checkpoint(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@dataclass
-class WorkerProcess:
-    """`dozor worker` running as a subprocess against the test broker."""
-
-    env: dict[str, str]
-    log_path: Path
-    metrics_port: int
-    process: subprocess.Popen | None = None
-    topics: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
-
-    def start(self) -> WorkerProcess:
-        self.log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "--log-level", "info", "worker"],
-            cwd=REPO, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(self._metrics_up, timeout=90, message=f"worker metrics ({self.log_path})")
-        return self
-
-    def _metrics_up(self):
-        if self.process.poll() is not None:
-            raise AssertionError(f"worker exited {self.process.returncode}:\n{self.logs()}")
-        return "dozor_events_total" in scrape(self.metrics_url)
-
-    def metrics(self) -> str:
-        return scrape(self.metrics_url)
-
-    def logs(self, tail: int | None = 5000) -> str:
-        """The worker's log; by default only the tail, for assertion messages."""
-        text = self.log_path.read_text(errors="replace")
-        return text if tail is None else text[-tail:]
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown hooks, no final commit — a crash."""
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        if getattr(self, "log", None):
-            self.log.close()
-
-
-def worker_environment(
-    bootstrap: str, model_dir: Path, data_dir: Path, prefix: str, port: int
-) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOZOR_")}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        DOZOR_KAFKA_BOOTSTRAP=bootstrap,
-        DOZOR_APP_ID=prefix,
-        DOZOR_TOPIC_RAW_VK=f"{prefix}.raw.vk",
-        DOZOR_TOPIC_RAW_TELEGRAM=f"{prefix}.raw.telegram",
-        DOZOR_TOPIC_EVENTS=f"{prefix}.events",
-        DOZOR_TOPIC_CLASSIFIED=f"{prefix}.classified",
-        DOZOR_TOPIC_FLAGS=f"{prefix}.flags",
-        DOZOR_TOPIC_DEAD_LETTERS=f"{prefix}.dead-letters",
-        DOZOR_TOPIC_FLAG_UPDATES=f"{prefix}.flag-updates",
-        DOZOR_TOPIC_FEEDBACK=f"{prefix}.feedback",
-        DOZOR_MODEL=str(model_dir),
-        DOZOR_DATA_DIR=str(data_dir),
-        DOZOR_METRICS_HOST="127.0.0.1",
-        DOZOR_METRICS_PORT=str(port),
-        DOZOR_BROKER_SESSION_TIMEOUT_SECONDS="3",
-        DOZOR_BROKER_HEARTBEAT_SECONDS="0.5",
-        DOZOR_SWEEP_INTERVAL_SECONDS="0.5",
-        DOZOR_TOPIC_PARTITIONS="4",
-    )
-    return env
 
 
 @pytest.fixture

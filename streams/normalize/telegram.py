@@ -74,7 +74,7 @@ HANDLED_UPDATES = (*GROUP_UPDATES, *POST_UPDATES)
 
 #: Message fields that make a message a service message (not something a person wrote).
 #: Taken from the Bot API `Message` type: the fields documented as "Service message: ..."
-#: plus the few documented without that prefix; tests/test_telegram_schema.py checks this
+#: plus the few documented without that prefix; tests/unit/test_telegram_schema.py checks this
 #: list against the schema so a new Bot API version cannot slip a service field past it.
 SERVICE_FIELDS = frozenset({
     "new_chat_members", "left_chat_member", "new_chat_title", "new_chat_photo",

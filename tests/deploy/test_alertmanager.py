@@ -3,22 +3,14 @@ right receivers (municipality first, the ЦУР by escalation), warnings wait ou
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 
 import pytest
 import yaml
 
-from tests.deploy.support import (
-    DEPLOY,
-    REPO,
-    alert_rules,
-    render_alertmanager,
-    run_tool,
-    tool,
-    webhook_variables,
-)
+from tests.support.deploy import DEPLOY, REPO, alert_rules, render_alertmanager, run_tool, tool, webhook_variables
+from tests.support.scripts import load_script
 
 
 def receiver_of(variable: str) -> str:
@@ -120,11 +112,7 @@ def test_render_refuses_an_empty_token_file(tmp_path):
 # --- routing.yaml: the one place of municipalities and receivers --------------------------
 
 def generator():
-    spec = importlib.util.spec_from_file_location("dozor_am_generate",
-                                                  DEPLOY / "alertmanager" / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(DEPLOY / "alertmanager" / "generate.py")
 
 
 def routing() -> dict:

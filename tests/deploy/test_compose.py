@@ -8,7 +8,7 @@ import re
 import pytest
 import yaml
 
-from tests.deploy.support import REPO
+from tests.support.deploy import REPO
 
 # The compose specification's JSON schema, kept next to the repository (../shared in CI).
 SCHEMA_PATH = REPO / "../shared/data/compose-spec/compose-spec.json"

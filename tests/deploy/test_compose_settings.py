@@ -18,7 +18,7 @@ from dotenv import dotenv_values
 
 from services.settings import Settings
 from streams.tracking.calendar import WorkingCalendar
-from tests.deploy.support import REPO
+from tests.support.deploy import REPO
 
 DOZOR_SERVICES = ("worker", "moderation", "vk-callback", "vk-poll", "telegram")
 INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?:(:?[-?])([^}]*))?\}")

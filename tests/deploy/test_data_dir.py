@@ -17,9 +17,10 @@ import pytest
 
 from services.broker import free_port
 from services.moderation.db import database_url, make_engine
+from services.pages_view import scrape
 from services.settings import Settings
-from tests.conftest import scrape, worker_environment
-from tests.helpers import wait_for
+from tests.support.observe import wait_for
+from tests.support.worker import worker_environment
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 
 import pytest
 import yaml
 
-from tests.deploy.support import DEPLOY, unknown_metrics
+from tests.support.deploy import DEPLOY, unknown_metrics
+from tests.support.scripts import load_script
 
 GRAFANA = DEPLOY / "grafana"
 UIDS = {"dozor-overview", "dozor-page", "dozor-pipeline", "dozor-moderation", "dozor-connectors"}
@@ -17,11 +17,7 @@ CYRILLIC = re.compile("[а-яё]", re.IGNORECASE)
 
 
 def load_generator():
-    spec = importlib.util.spec_from_file_location("dozor_grafana_generate",
-                                                  GRAFANA / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(GRAFANA / "generate.py")
 
 
 def dashboards() -> dict[str, dict]:

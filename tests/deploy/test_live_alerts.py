@@ -7,7 +7,7 @@ timers cut to a second. Then:
 
   * the unanswered-question alert fires in Prometheus for both pages of the scenario; the
     Alertmanager configuration is generated from deploy/alertmanager/routing.yaml with the
-    Telegram API pointed at a local fake Bot API (tests/deploy/fake_bot_api.py) and a quiet
+    Telegram API pointed at a local fake Bot API (tests/support/fake_bot_api.py) and a quiet
     window covering "now": the warning is held while the window lasts, then the window is
     moved to end at the next minute (config reload) and the alert arrives after it, as a
     Russian message, in each page's municipal chat and in the ЦУР duty chat (escalation),
@@ -24,7 +24,6 @@ timers cut to a second. Then:
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -43,17 +42,11 @@ import yaml
 
 from services.broker import free_port
 from services.ingest.metrics import IngestMetrics, serve_metrics
-from tests.deploy.fake_bot_api import FakeBotApi
-from tests.deploy.support import (
-    ALERTMANAGER_DIR,
-    DEPLOY,
-    PROMETHEUS_DIR,
-    rule_files,
-    run_tool,
-    tool,
-    webhook_variables,
-)
-from tests.helpers import replay_file, wait_for
+from tests.support.deploy import ALERTMANAGER_DIR, DEPLOY, PROMETHEUS_DIR, rule_files, run_tool, tool, webhook_variables
+from tests.support.fake_bot_api import FakeBotApi
+from tests.support.kafka import replay_file
+from tests.support.observe import wait_for
+from tests.support.scripts import load_script
 
 pytestmark = pytest.mark.broker
 
@@ -152,11 +145,7 @@ def render_prometheus(tmp: Path, loopback: dict[str, int], am_port: int) -> Path
 
 
 def am_generator():
-    spec = importlib.util.spec_from_file_location("dozor_am_generate",
-                                                  ALERTMANAGER_DIR / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(ALERTMANAGER_DIR / "generate.py")
 
 
 def routing_for_test(telegram_url: str, quiet_until: float | None) -> dict:

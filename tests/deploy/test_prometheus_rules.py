@@ -6,17 +6,7 @@ import re
 
 import pytest
 
-from tests.deploy.support import (
-    PROMETHEUS_DIR,
-    RUNBOOK_BASE_URL,
-    RUNBOOK_DIR,
-    alert_rules,
-    load_rules,
-    rule_files,
-    run_tool,
-    tool,
-    unknown_metrics,
-)
+from tests.support.deploy import PROMETHEUS_DIR, RUNBOOK_BASE_URL, RUNBOOK_DIR, alert_rules, load_rules, rule_files, run_tool, tool, unknown_metrics
 
 SEVERITIES = {"critical", "warning", "info", "none"}
 RUNBOOK_SECTIONS = ("Значение", "Влияние", "Диагностика", "Устранение")

@@ -39,9 +39,10 @@ from services.ingest.telegram_api import (
 )
 from services.settings import Settings
 from streams.pages import PageRegistry
-from tests.helpers import consume, metric_samples
 from tests.support import telegram_payloads as tg
 from tests.support.fake_telegram import FakeTelegram
+from tests.support.kafka import consume
+from tests.support.observe import metric_samples
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "7000001:AAFakeTokenForDozorTests"
@@ -52,18 +53,8 @@ OTHER_GROUP = tg.group_chat(-1001799000002)
 
 def registry_file(tmp_path: Path) -> Path:
     path = tmp_path / "pages.yaml"
-    path.write_text(
-        "pages:\n"
-        f"  - page_id: '{PAGE}'\n"
-        "    name: Администрация города (тест)\n"
-        "    municipality: Тестовый район\n"
-        "    connector: telegram\n"
-        f"    telegram_discussion_id: {tg.GROUP_ID}\n"
-        "  - page_id: 'vk:-2100001'\n"
-        "    name: ВК-страница\n"
-        "    municipality: Тестовый район\n",
-        encoding="utf-8",
-    )
+    path.write_text(tg.registry_yaml({"page_id": "vk:-2100001", "name": "ВК-страница",
+                                      "municipality": "Тестовый район"}), encoding="utf-8")
     return path
 
 

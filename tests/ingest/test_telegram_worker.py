@@ -25,10 +25,11 @@ from services.ingest.metrics import IngestMetrics
 from services.ingest.telegram import run_connector
 from services.replay import advance_clock
 from services.settings import Settings
-from tests.checkpoints import build_oracle_checkpoint
-from tests.helpers import consume_json, metric_samples, wait_for
 from tests.support import telegram_payloads as tg
+from tests.support.checkpoints import build_oracle_checkpoint
 from tests.support.fake_telegram import FakeTelegram
+from tests.support.kafka import consume_json
+from tests.support.observe import metric_samples, wait_for
 
 pytestmark = pytest.mark.broker
 
@@ -51,19 +52,9 @@ def question_model(tmp_path_factory) -> Path:
 
 def pages_file(tmp_path: Path) -> Path:
     path = tmp_path / "pages.yaml"
-    path.write_text(
-        "pages:\n"
-        f"  - page_id: '{PAGE}'\n"
-        "    platform: telegram\n"
-        "    name: Администрация города (тест)\n"
-        "    municipality: Тестовый район\n"
-        "    category: администрация\n"
-        "    answer_deadline_hours: 1\n"
-        "    deadline_mode: plain\n"
-        "    connector: telegram\n"
-        f"    telegram_discussion_id: {tg.GROUP_ID}\n",
-        encoding="utf-8",
-    )
+    path.write_text(tg.registry_yaml(platform="telegram", category="администрация",
+                                     answer_deadline_hours=1, deadline_mode="plain"),
+                    encoding="utf-8")
     return path
 
 

@@ -23,10 +23,10 @@ from services.ingest.vk_callback import serve
 from services.settings import Settings
 from streams.normalize.vk import normalize_vk_bytes
 from streams.pages import Page, PageRegistry
-from tests.conftest import REPO, WorkerProcess, worker_environment
-from tests.helpers import metric_samples, wait_for
-from tests.ingest.test_vk_callback import SECRET_A, comment
-from tests.ingest.vk_support import OWNER, CuttableBroker, build_250, create_topic, read_topic
+from tests.support.observe import metric_samples, wait_for
+from tests.support.worker import REPO, WorkerProcess, worker_environment
+from tests.support.vk_connector import (
+    OWNER, SECRET_A, CuttableBroker, build_250, callback_comment, create_topic, read_topic)
 from tests.support.fake_vk import FakeVk
 
 pytestmark = pytest.mark.broker
@@ -78,8 +78,8 @@ async def _callback_through_an_outage(broker: CuttableBroker, topic: str) -> dic
                                      ack_timeout=2.0))
     await asyncio.wait_for(ready.wait(), 30)
     url = f"http://127.0.0.1:{settings.vk_callback_port}/vk/callback"
-    first = comment(event_id="a" * 40, text="Первый вопрос?")
-    retried = comment(event_id="b" * 40, text="Когда починят свет во дворе?")
+    first = callback_comment(event_id="a" * 40, text="Первый вопрос?")
+    retried = callback_comment(event_id="b" * 40, text="Когда починят свет во дворе?")
     answers = {}
     try:
         async with httpx.AsyncClient(timeout=20) as http:
@@ -228,9 +228,9 @@ def test_dozor_ingest_vk_callback_serves_vk_and_its_metrics(kafka_bootstrap, tmp
             return httpx.post(url, json={"type": "confirmation", "group_id": -OWNER}).text
 
         assert wait_for(confirmed, timeout=30, message="vk-callback up") == "c0nf1rm"
-        body = comment(event_id="c" * 40)
+        body = callback_comment(event_id="c" * 40)
         assert httpx.post(url, content=body).text == "ok"
-        assert httpx.post(url, content=comment(secret="nope")).status_code == 403
+        assert httpx.post(url, content=callback_comment(secret="nope")).status_code == 403
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         requests = metric_samples(metrics, "dozor_ingest_requests_total")
         assert requests[(("connector", "vk-callback"), ("outcome", "ok"))] == 1

@@ -17,8 +17,8 @@ from services.ingest.producer import ProduceFailed
 from services.ingest.secrets import Secrets
 from services.ingest.vk_callback import CallbackHandler, communities_from_registry, create_app
 from streams.pages import Page, PageRegistry
+from tests.support.vk_connector import SECRET_A, callback_comment
 
-SECRET_A = "s3cr3t-a-value"
 SECRET_B = "s3cr3t-b-value"
 
 
@@ -34,16 +34,6 @@ def registry() -> PageRegistry:
         Page(page_id="telegram:-1001", platform="telegram", name="t", municipality="м",
              category="к", connector="telegram"),
     ])
-
-
-def comment(group_id=2100001, event_id="e" * 40, secret=SECRET_A, text="Когда вывезут мусор?"):
-    payload = {"type": "wall_reply_new", "group_id": group_id, "event_id": event_id,
-               "v": "5.199",
-               "object": {"id": 15, "from_id": 123456789, "owner_id": -group_id, "post_id": 3,
-                          "date": 1795593600, "text": text}}
-    if secret is not None:
-        payload["secret"] = secret
-    return json.dumps(payload, ensure_ascii=False).encode()
 
 
 class Recorder:
@@ -93,11 +83,11 @@ async def test_confirmation_answers_each_community_its_own_string(server):
 
 
 async def test_event_is_ok_only_after_it_was_sent_unchanged_keyed_by_page(server):
-    body = comment()
+    body = callback_comment()
     assert (await post(server, body))[:2] == (200, "ok")
     assert server.recorder.sent == [("vk:-2100001", body)]
     # the secret from the secrets file works as well as the one from the environment
-    body_b = comment(group_id=2100002, secret=SECRET_B)
+    body_b = callback_comment(group_id=2100002, secret=SECRET_B)
     assert (await post(server, body_b))[:2] == (200, "ok")
     assert server.recorder.sent[-1] == ("vk:-2100002", body_b)
     value = server.metrics.registry.get_sample_value
@@ -108,7 +98,7 @@ async def test_event_is_ok_only_after_it_was_sent_unchanged_keyed_by_page(server
 @pytest.mark.parametrize("secret", [None, "wrong", SECRET_B, ""])
 async def test_wrong_or_missing_secret_is_refused_and_nothing_is_produced(server, secret, caplog):
     caplog.set_level(logging.WARNING, logger="dozor.ingest.vk_callback")
-    status, _, _ = await post(server, comment(secret=secret))
+    status, _, _ = await post(server, callback_comment(secret=secret))
     assert status == 403
     assert server.recorder.sent == []
     refused = [r for r in caplog.records if "отказ" in r.getMessage()]
@@ -120,13 +110,13 @@ async def test_wrong_or_missing_secret_is_refused_and_nothing_is_produced(server
 
 
 async def test_a_community_whose_secret_is_not_configured_is_refused(server):
-    status, _, _ = await post(server, comment(group_id=2100003, secret="anything"))
+    status, _, _ = await post(server, callback_comment(group_id=2100003, secret="anything"))
     assert status == 403 and server.recorder.sent == []
 
 
 async def test_unknown_community_is_refused_with_403(server, caplog):
     caplog.set_level(logging.WARNING, logger="dozor.ingest.vk_callback")
-    status, _, _ = await post(server, comment(group_id=999999))
+    status, _, _ = await post(server, callback_comment(group_id=999999))
     assert status == 403 and server.recorder.sent == []
     confirm = json.dumps({"type": "confirmation", "group_id": 999999}).encode()
     assert (await post(server, confirm))[0] == 403
@@ -135,18 +125,18 @@ async def test_unknown_community_is_refused_with_403(server, caplog):
 
 
 async def test_a_repeated_event_id_is_ok_but_produced_once(server):
-    body = comment()
+    body = callback_comment()
     assert (await post(server, body))[:2] == (200, "ok")
     assert (await post(server, body))[:2] == (200, "ok")
     assert len(server.recorder.sent) == 1
     assert outcome(server, "duplicate") == 1
     # the same event id in another community is another event
-    assert (await post(server, comment(group_id=2100002, secret=SECRET_B)))[:2] == (200, "ok")
+    assert (await post(server, callback_comment(group_id=2100002, secret=SECRET_B)))[:2] == (200, "ok")
     assert len(server.recorder.sent) == 2
 
 
 async def test_oversized_body_gets_413_and_nothing_is_produced(server):
-    body = comment(text="я" * 4000)  # about 8 KB of UTF-8 against a 4 KB cap
+    body = callback_comment(text="я" * 4000)  # about 8 KB of UTF-8 against a 4 KB cap
     status, _, _ = await post(server, body)
     assert status == 413 and server.recorder.sent == []
     # also without a Content-Length (chunked)
@@ -167,7 +157,7 @@ async def test_invalid_json_gets_400(server, body):
 
 
 async def test_kafka_unavailable_gets_503_and_the_retry_is_accepted(server):
-    body = comment()
+    body = callback_comment()
     server.recorder.down = True
     status, text, _ = await post(server, body)
     assert status == 503 and text != "ok"
@@ -216,21 +206,21 @@ def chunked(*parts: bytes) -> list[bytes]:
 
 
 async def test_a_body_in_two_segments_with_content_length_is_read_whole(server):
-    body = comment(text="Когда вывезут мусор? " * 20)
+    body = callback_comment(text="Когда вывезут мусор? " * 20)
     status, text = await raw_request(server, head(len(body)), [body[:100], body[100:]])
     assert (status, text) == (200, b"ok")
     assert server.recorder.sent == [("vk:-2100001", body)]
 
 
 async def test_a_chunked_body_in_two_pieces_is_read_whole(server):
-    body = comment(text="Когда вывезут мусор? " * 20)
+    body = callback_comment(text="Когда вывезут мусор? " * 20)
     status, text = await raw_request(server, head(None), chunked(body[:150], body[150:]))
     assert (status, text) == (200, b"ok")
     assert server.recorder.sent == [("vk:-2100001", body)]
 
 
 async def test_a_chunked_body_over_the_cap_gets_413_and_nothing_is_produced(server):
-    body = comment(text="я" * 4000)  # about 8 KB against the 4 KB cap
+    body = callback_comment(text="я" * 4000)  # about 8 KB against the 4 KB cap
     status, _ = await raw_request(server, head(None), chunked(body[:3000], body[3000:]))
     assert status == 413 and server.recorder.sent == []
     assert outcome(server, "too_large") == 1

@@ -8,32 +8,9 @@ builds from them are validated as Callback API envelopes in test_vk_poll.py (che
 
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-
-from jsonschema import Draft7Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT7
-
-from tests.ingest.vk_support import OWNER, build_250
 from tests.support.fake_vk import FakeVk
-from tests.test_vk_schema import BASE_URI, SCHEMA_DIR, _draft3_required_to_draft7, _registry
-
-
-@lru_cache(maxsize=None)
-def _with_responses() -> Registry:
-    doc = _draft3_required_to_draft7(
-        json.loads((SCHEMA_DIR / "wall/responses.json").read_text(encoding="utf-8")))
-    doc.pop("$schema", None)
-    return _registry().with_resource(BASE_URI + "wall/responses.json",
-                                     Resource.from_contents(doc, default_specification=DRAFT7))
-
-
-def errors(file: str, name: str, instance) -> list[str]:
-    validator = Draft7Validator({"$ref": f"{BASE_URI}{file}#/definitions/{name}"},
-                                registry=_with_responses())
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-            for e in validator.iter_errors(instance)]
+from tests.support.vk_connector import OWNER, build_250
+from tests.support.vk_schema import errors
 
 
 def test_fake_answers_validate_against_the_official_schema():

@@ -12,9 +12,9 @@ from services.ingest.vk_api import RateLimiters, Token, VkApi
 from services.ingest.vk_poll import PagePoller, PollTarget, poll_round
 from streams.normalize.vk import normalize_vk, normalize_vk_bytes
 from streams.pages import Page
-from tests.ingest.vk_support import BASE_DATE, OWNER, MemoryCursors, Sent, build_250
 from tests.support.fake_vk import FakeVk
-from tests.test_vk_schema import check_payload
+from tests.support.vk_connector import BASE_DATE, OWNER, MemoryCursors, Sent, build_250
+from tests.support.vk_schema import check_payload
 
 VERSION = "5.199"
 

@@ -16,9 +16,9 @@ from services.ingest.vk_api import RateLimiters, Token, VkApi
 from services.ingest.vk_poll import DELETED, PagePoller, cursor_key, diff_comments, fingerprint
 from streams.normalize.vk import normalize_vk_bytes
 from streams.pages import Page
-from tests.ingest.vk_support import CITIZENS, OWNER, MemoryCursors, Sent
 from tests.support.fake_vk import FakeVk
-from tests.test_vk_schema import check_payload
+from tests.support.vk_connector import CITIZENS, OWNER, MemoryCursors, Sent
+from tests.support.vk_schema import check_payload
 
 VERSION = "5.199"
 NOW = 1796000000.0  # the poller's clock in these tests
@@ -281,7 +281,7 @@ async def test_fingerprints_survive_a_restart_in_the_cursor_topic(kafka_bootstra
     from services.ingest.vk_poll import run_poller
     from services.settings import Settings
     from streams.pages import PageRegistry
-    from tests.ingest.vk_support import read_topic
+    from tests.support.vk_connector import read_topic
 
     name = f"vkc{uuid.uuid4().hex[:8]}"
     now = int(time.time())

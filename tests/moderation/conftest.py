@@ -12,77 +12,26 @@
 * ``make_user`` — user factory: ``make_user(role="municipal", municipalities=["Сыктывкар"])``
   (password ``"пароль-<login>"`` unless given).
 * ``make_flag`` — flag record factory (the dict ``streams/flags.py`` sends).
+* ``operator_session`` — a toxic flag in the queue and an operator signed in to the web app:
+  ``.flag``, ``.user``, ``.client``, ``.csrf``.
 * ``fresh_database`` — ``fresh_database(dialect)`` → URL of another empty, NOT migrated
   database (dropped at the end); for migration and process tests.
 """
 
 from __future__ import annotations
 
-import importlib
 import itertools
-import os
 import uuid
+from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from services.moderation import db
 from services.moderation.migrations import upgrade
 from services.moderation.store import ModerationStore
 from streams.flags import flag_id as make_flag_id
-
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-START = 1_780_000_000.0  # 2026-05-28, a fixed "now" for the fake clock
-# Children before parents, so that a DELETE of every table respects the foreign keys.
-TABLES = ("flag_updates", "feedback", "thread_events", "sessions", "api_tokens", "items", "users")
-SQLITE_AUDIT_TRIGGERS = importlib.import_module(
-    "services.moderation.migrations.versions.0001_initial").SQLITE_AUDIT_TRIGGERS
-
-
-class FakeClock:
-    """A settable clock for the store: ``clock()`` → now; ``advance(s)``; ``set(t)``."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        self.now += seconds
-        return self.now
-
-    def set(self, now: float) -> None:
-        self.now = now
-
-
-def _server_url():
-    return make_url(os.environ.get("DOZOR_TEST_POSTGRES_URL", DEFAULT_PG)).set(database="postgres")
-
-
-def create_pg_database(prefix: str = "dozor_test") -> str:
-    """Create an empty database with a random name; returns its SQLAlchemy URL."""
-    server = _server_url()
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    engine = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        engine.dispose()
-    return server.set(database=name).render_as_string(hide_password=False)
-
-
-def drop_pg_database(url: str) -> None:
-    """Drop a database made by create_pg_database, closing whatever still connects to it."""
-    name = make_url(url).database
-    engine = create_engine(_server_url(), isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        engine.dispose()
+from tests.support.moderation import START, create_pg_database, drop_pg_database, make_store
+from tests.support.moderation_web import make_client, password_of, sign_in
 
 
 @pytest.fixture(scope="session")
@@ -130,46 +79,20 @@ def _engines(pg_url, sqlite_url):
         engine.dispose()
 
 
-def empty_database(engine) -> None:
-    """Delete every row of every table, the audit log's too — which the store can never do:
-    on PostgreSQL the append-only trigger is bypassed for this session only
-    (``session_replication_role = replica``, superuser), on SQLite it is dropped and made
-    again exactly as the migration makes it."""
-    with engine.connect().execution_options(dozor_write=True) as conn:
-        with conn.begin():
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SET LOCAL session_replication_role = replica"))
-                for table in ("audit_log",) + TABLES:
-                    conn.execute(text(f"DELETE FROM {table}"))
-            else:
-                for name in ("audit_log_no_update", "audit_log_no_delete"):
-                    conn.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
-                for table in ("audit_log",) + TABLES:
-                    conn.execute(text(f"DELETE FROM {table}"))
-                for statement in SQLITE_AUDIT_TRIGGERS:
-                    conn.execute(text(statement))
-
-
-def _store(engines, dialect: str) -> ModerationStore:
-    engine = engines[dialect]
-    empty_database(engine)
-    return ModerationStore(engine, clock=FakeClock(), session_hours=12.0)
-
-
 @pytest.fixture(params=["postgresql", "sqlite"])
 def store(request, _engines) -> ModerationStore:
     """A ModerationStore over PostgreSQL and over SQLite, emptied, with a FakeClock."""
-    return _store(_engines, request.param)
+    return make_store(_engines, request.param)
 
 
 @pytest.fixture
 def pg_store(_engines) -> ModerationStore:
-    return _store(_engines, "postgresql")
+    return make_store(_engines, "postgresql")
 
 
 @pytest.fixture
 def sqlite_store(_engines) -> ModerationStore:
-    return _store(_engines, "sqlite")
+    return make_store(_engines, "sqlite")
 
 
 @pytest.fixture
@@ -222,3 +145,14 @@ def make_flag():
         return record
 
     return factory
+
+
+@pytest.fixture
+def operator_session(store, make_user, make_flag) -> SimpleNamespace:
+    """A toxic flag in the queue and an operator signed in: ``.flag .user .client .csrf``."""
+    flag = make_flag("toxic")
+    store.upsert_flags([flag])
+    user = make_user("operator")
+    client = make_client(store)
+    csrf = sign_in(client, user.login, password_of(user))
+    return SimpleNamespace(flag=flag, user=user, client=client, csrf=csrf)

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -15,18 +14,14 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import text
 
-from services.broker import free_port
 from services.moderation.consumer import ConsumerConfig, ModerationConsumer, split_batch
 from streams.ticks import TICK_KEY, tick_message
 from services.moderation.db import make_engine
 from services.moderation.migrations import upgrade
 from services.moderation.store import ItemFilter, ModerationStore
 from streams.topics import ensure_topics
-from tests.helpers import wait_for
-
-from .conftest import START
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.moderation import START, moderation_env, start_moderation
+from tests.support.observe import wait_for
 
 
 # Offsets past the newest record written, per (topic, partition), from the producers'
@@ -193,38 +188,6 @@ async def test_replaying_the_same_flags_twice_yields_each_item_once(
 
 
 # ------------------------------------------------------------------ SIGKILL of `dozor moderation`
-
-
-def moderation_env(bootstrap: str, url: str, prefix: str, tmp_path: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DOZOR_")}
-    env.update(
-        PYTHONUNBUFFERED="1",
-        DOZOR_KAFKA_BOOTSTRAP=bootstrap,
-        DOZOR_DATABASE_URL=url,
-        DOZOR_DATA_DIR=str(tmp_path / "data"),
-        DOZOR_TOPIC_FLAGS=f"{prefix}.flags",
-        DOZOR_TOPIC_FLAG_UPDATES=f"{prefix}.flag-updates",
-        DOZOR_TOPIC_EVENTS=f"{prefix}.events",
-        DOZOR_TOPIC_FEEDBACK=f"{prefix}.feedback",
-        DOZOR_TOPIC_PARTITIONS="2",
-        DOZOR_MODERATION_GROUP=f"{prefix}-moderation",
-        DOZOR_MODERATION_HOST="127.0.0.1",
-        DOZOR_MODERATION_PORT=str(free_port()),
-        DOZOR_METRICS_HOST="127.0.0.1",
-        DOZOR_MODERATION_METRICS_PORT="0",
-        DOZOR_BROKER_SESSION_TIMEOUT_SECONDS="3",
-        DOZOR_BROKER_HEARTBEAT_SECONDS="0.5",
-    )
-    env.update(extra)
-    return env
-
-
-def start_moderation(env: dict, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "--log-level", "info", "moderation"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
 
 
 @pytest.mark.broker

@@ -17,14 +17,20 @@ from services.broker import free_port
 from services.moderation.db import make_engine
 from services.moderation.store import ItemFilter, ModerationStore
 from services.replay import advance_clock
-from tests.checkpoints import build_oracle_checkpoint
-from tests.conftest import WorkerProcess, worker_environment
-from tests.helpers import metric_samples, wait_for
-from tests.streams.test_flag_updates_broker import ANSWER, QUESTION, T0, VK_OWNER, VK_PAGE, produce, vk_comment
-
-from .test_consumer import moderation_env, start_moderation
+from tests.support.checkpoints import build_oracle_checkpoint
+from tests.support.kafka import produce
+from tests.support.moderation import moderation_env, start_moderation
+from tests.support.observe import metric_samples, wait_for
+from tests.support.vk_connector import vk_comment
+from tests.support.worker import WorkerProcess, worker_environment
 
 pytestmark = pytest.mark.broker
+
+VK_OWNER = -2100001
+VK_PAGE = f"vk:{VK_OWNER}"
+T0 = 1795593600  # 2026-11-25 08:00 UTC
+QUESTION = "Когда починят дорогу?"
+ANSWER = "Починим в мае."
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +60,7 @@ def test_the_worker_flags_the_queue_shows_the_page_answers_the_item_closes(
     worker = WorkerProcess(env=env, log_path=tmp_path / "worker.log", metrics_port=port).start()
     store = None
     try:
-        produce(kafka_bootstrap, f"{prefix}.raw.vk", str(-VK_OWNER), [vk_comment(11, T0, QUESTION, 610001)])
+        produce(kafka_bootstrap, f"{prefix}.raw.vk", str(-VK_OWNER), [vk_comment(VK_OWNER, 11, T0, QUESTION, 610001)])
         wait_for(lambda: sum(metric_samples(worker.metrics(), "dozor_events_total").values()) >= 1,
                  timeout=90, message="the question read by the worker")
         asyncio.run(advance_clock(kafka_bootstrap, f"{prefix}.events", T0 + 2 * 3600))
@@ -77,7 +83,7 @@ def test_the_worker_flags_the_queue_shows_the_page_answers_the_item_closes(
         assert [e.item_id for e in store.thread(item)] == ["11"]  # from the events topic
 
         produce(kafka_bootstrap, f"{prefix}.raw.vk", str(-VK_OWNER),
-                [vk_comment(12, T0 + 3 * 3600, ANSWER, VK_OWNER, reply_to=11, reply_to_user=610001)])
+                [vk_comment(VK_OWNER, 12, T0 + 3 * 3600, ANSWER, VK_OWNER, reply_to=11, reply_to_user=610001)])
 
         def closed():
             _alive(moderation, log_path)

@@ -20,7 +20,7 @@ from services.moderation.feedback import export_feedback, run_feedback_producer
 from services.moderation.migrations import upgrade
 from services.moderation.store import ModerationStore
 from streams.topics import ensure_topics
-from tests.helpers import consume_json
+from tests.support.kafka import consume_json
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from services.moderation.errors import InvalidTransition, NotFound, PermissionDenied, UserExists
 from services.moderation.store import ItemFilter
 
-from .conftest import START
+from tests.support.moderation import START
 
 
 def update(flag: dict, kind: str, n: int = 1, **fields) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 
 from services.moderation.metrics import ModerationMetrics, QueueCollector
-from tests.helpers import metric_samples
+from tests.support.observe import metric_samples
 
-from .conftest import START
+from tests.support.moderation import START
 
 
 def test_queue_gauges_histograms_and_counters(store, make_user, make_flag):

@@ -14,8 +14,8 @@ from sqlalchemy import event
 from services.moderation.store import ItemFilter
 from services.moderation.web.queries import read_queue
 
-from .conftest import START
-from .web_support import CALENDAR, make_client, password_of, sign_in
+from tests.support.moderation import START
+from tests.support.moderation_web import CALENDAR, make_client, password_of, sign_in
 
 
 def at_local(text: str) -> float:
@@ -318,12 +318,8 @@ def test_take_then_resolve_with_a_note_through_the_forms(store, make_user, make_
     assert "уже решён" in again.text
 
 
-def test_keyboard_actions_get_json_answers(store, make_user, make_flag):
-    flag = make_flag("toxic")
-    store.upsert_flags([flag])
-    user = make_user("operator")
-    client = make_client(store)
-    csrf = sign_in(client, user.login, password_of(user))
+def test_keyboard_actions_get_json_answers(operator_session):
+    flag, client, csrf = operator_session.flag, operator_session.client, operator_session.csrf
     headers = {"X-Dozor-Fetch": "1"}
     ok = client.post(f"/items/{flag['flag_id']}/take", data={"csrf_token": csrf}, headers=headers)
     assert ok.status_code == 200 and ok.json()["message"] == "Взято в работу."

@@ -4,7 +4,7 @@ the keyboard and the forms, reads the history; another municipality's moderator 
 an item stored while the queue is open appears without a reload. Screenshots of the queue
 and of an item page go to the test's directory and to the artefacts folder
 ($DOZOR_TEST_ARTIFACTS, else <repo>/.artifacts/; and to docs/img with
-DOZOR_UPDATE_SCREENSHOTS=1; see tests/moderation/artifacts.py)."""
+DOZOR_UPDATE_SCREENSHOTS=1; see tests/support/artifacts.py)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,11 @@ from selenium.webdriver.common.keys import Keys
 
 from services.broker import free_port
 from services.moderation.store import ItemFilter
-from tests.helpers import wait_for
+from tests.support.observe import wait_for
 
-from .artifacts import artifacts_dir, keep
-from .conftest import START
-from .web_support import make_app
+from tests.support.artifacts import artifacts_dir, keep
+from tests.support.moderation import START
+from tests.support.moderation_web import make_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

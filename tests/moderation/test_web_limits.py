@@ -16,9 +16,9 @@ from services.broker import free_port
 from services.moderation.service import start_metrics_server, web_server_config
 from services.moderation.web.app import MAX_BODY_BYTES, WebConfig, create_app
 from services.settings import Settings
-from tests.helpers import wait_for
+from tests.support.observe import wait_for
 
-from .web_support import CALENDAR, make_client, password_of, sign_in, snapshot
+from tests.support.moderation_web import CALENDAR, make_client, password_of, sign_in, snapshot
 
 
 def chunks(total: int, size: int = 64 * 1024):
@@ -30,12 +30,9 @@ def chunks(total: int, size: int = 64 * 1024):
         yield b"a" * n
 
 
-def test_a_chunked_body_over_the_cap_is_refused(store, make_user, make_flag):
-    flag = make_flag("toxic")
-    store.upsert_flags([flag])
-    user = make_user("operator")
-    client = make_client(store)
-    csrf = sign_in(client, user.login, password_of(user))
+def test_a_chunked_body_over_the_cap_is_refused(store, operator_session):
+    flag, user, client, csrf = (operator_session.flag, operator_session.user,
+                                operator_session.client, operator_session.csrf)
     token = store.create_token(user, "robot")
     before = snapshot(store)
 

@@ -18,8 +18,8 @@ from schemathesis.specs.openapi.checks import (
 
 from services.moderation.store import ItemFilter
 
-from .conftest import START, _store
-from .web_support import make_app
+from tests.support.moderation import START, make_store
+from tests.support.moderation_web import make_app
 
 MAX_EXAMPLES = 15
 
@@ -27,7 +27,7 @@ MAX_EXAMPLES = 15
 @pytest.fixture(params=["postgresql", "sqlite"])
 def seeded_store(request, _engines, make_flag):
     """A store with a few items of two municipalities."""
-    store = _store(_engines, request.param)
+    store = make_store(_engines, request.param)
     store.upsert_flags(
         [make_flag("toxic", municipality="Ухта", created_at=START - 7200) for _ in range(3)]
         + [make_flag("unanswered_question", municipality="Сыктывкар", deadline_at=START - 60)]

@@ -7,14 +7,7 @@ import re
 
 import pytest
 
-from .web_support import (
-    FORM_CSRF,
-    make_app,
-    make_client,
-    password_of,
-    sign_in,
-    snapshot,
-)
+from tests.support.moderation_web import FORM_CSRF, make_app, make_client, password_of, sign_in, snapshot
 
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -83,12 +76,8 @@ def test_session_cookie_flags_and_security_headers(store, make_user):
     assert not re.search(r"<script(?![^>]*\bsrc=)", page.text)
 
 
-def test_an_expired_session_is_refused(store, make_user, make_flag):
-    flag = make_flag("toxic")
-    store.upsert_flags([flag])
-    user = make_user("operator")
-    client = make_client(store)
-    csrf = sign_in(client, user.login, password_of(user))
+def test_an_expired_session_is_refused(store, operator_session):
+    flag, client, csrf = operator_session.flag, operator_session.client, operator_session.csrf
     store.clock.advance(store.session_hours * 3600 + 1)
     before = snapshot(store)
     page = client.get("/")
@@ -102,12 +91,8 @@ def test_an_expired_session_is_refused(store, make_user, make_flag):
     assert snapshot(store) == before
 
 
-def test_an_expired_session_cannot_act_with_its_own_token(store, make_user, make_flag):
-    flag = make_flag("toxic")
-    store.upsert_flags([flag])
-    user = make_user("operator")
-    client = make_client(store)
-    csrf = sign_in(client, user.login, password_of(user))
+def test_an_expired_session_cannot_act_with_its_own_token(store, operator_session):
+    flag, client, csrf = operator_session.flag, operator_session.client, operator_session.csrf
     cookie = client.cookies.get("dozor_session")
     store.clock.advance(store.session_hours * 3600 + 1)
     before = snapshot(store)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from services.replay import replay_lines
-from tests.helpers import consume_json
+from tests.support.kafka import consume_json
 
 pytestmark = pytest.mark.broker
 

@@ -17,48 +17,26 @@ import json
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from services.broker import free_port
 from services.replay import advance_clock
-from tests.checkpoints import build_oracle_checkpoint
-from tests.conftest import WorkerProcess, worker_environment
-from tests.helpers import consume_json, metric_samples, wait_for
 from tests.support import telegram_payloads as tg
+from tests.support.checkpoints import build_oracle_checkpoint
+from tests.support.kafka import consume_json, produce
+from tests.support.observe import metric_samples, wait_for
+from tests.support.vk_connector import vk_comment
+from tests.support.worker import WorkerProcess, worker_environment
 
 pytestmark = pytest.mark.broker
 
 VK_OWNER = -2100001
 VK_PAGE = f"vk:{VK_OWNER}"
 TG_PAGE = f"telegram:{tg.CHANNEL_ID}"
-T0 = tg.BASE_DATE  # 2026-11-26 06:00 UTC
+T0 = tg.BASE_DATE  # 2026-11-25 08:00 UTC
 QUESTION = "Когда починят дорогу?"
 TG_ANSWERED = "Когда откроют каток?"
 TG_UNANSWERED = "Где взять справку?"
 ANSWER = "Починим в мае."
-
-
-def vk_comment(item_id: int, at: int, text: str, from_id: int, reply_to: int | None = None,
-               reply_to_user: int | None = None) -> bytes:
-    obj = {"id": item_id, "from_id": from_id, "date": at, "text": text, "post_id": 501,
-           "owner_id": VK_OWNER}
-    if reply_to is not None:
-        obj.update(reply_to_comment=reply_to, reply_to_user=reply_to_user)
-    return json.dumps({"type": "wall_reply_new", "object": obj, "group_id": -VK_OWNER,
-                       "event_id": uuid.uuid4().hex, "v": "5.199"}, ensure_ascii=False).encode()
-
-
-def produce(bootstrap: str, topic: str, key: str, values: list[bytes]) -> None:
-    async def run() -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-        await producer.start()
-        try:
-            for value in values:
-                await producer.send_and_wait(topic, value=value, key=key.encode())
-        finally:
-            await producer.stop()
-
-    asyncio.run(run())
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +81,7 @@ def test_a_late_answer_updates_the_flag_and_telegram_pages_are_tracked(
         produce(kafka_bootstrap, f"{prefix}.raw.telegram", TG_PAGE,
                 [json.dumps(u, ensure_ascii=False).encode() for u in telegram] + [b"{broken"])
         produce(kafka_bootstrap, f"{prefix}.raw.vk", str(-VK_OWNER),
-                [vk_comment(11, T0, QUESTION, 610001)])
+                [vk_comment(VK_OWNER, 11, T0, QUESTION, 610001)])
 
         def events_seen():
             samples = metric_samples(worker.metrics(), "dozor_events_total")
@@ -121,7 +99,7 @@ def test_a_late_answer_updates_the_flag_and_telegram_pages_are_tracked(
         assert overdue == [(TG_PAGE, TG_UNANSWERED), (VK_PAGE, QUESTION)], flags
         vk_flag = next(f for f in flags if f["page_id"] == VK_PAGE)
 
-        answer = vk_comment(12, T0 + 3 * 3600, ANSWER, VK_OWNER, reply_to=11,
+        answer = vk_comment(VK_OWNER, 12, T0 + 3 * 3600, ANSWER, VK_OWNER, reply_to=11,
                             reply_to_user=610001)
         produce(kafka_bootstrap, f"{prefix}.raw.vk", str(-VK_OWNER), [answer])
 

@@ -1,6 +1,6 @@
 """End to end on a real Kafka-protocol broker: raw VK payloads in → flags, classified, DLQ.
 
-The worker runs as `dozor worker` and loads an oracle checkpoint (tests/checkpoints.py)
+The worker runs as `dozor worker` and loads an oracle checkpoint (tests/support/checkpoints.py)
 through the real loading code, so the flags it must raise are known in advance
 (tests/fixtures/vk/README.md explains each).
 """
@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.checkpoints import answers_from_labels, build_oracle_checkpoint
-from tests.helpers import consume_json, metric_samples, replay_file, wait_for
+from tests.support.checkpoints import answers_from_labels, build_oracle_checkpoint
+from tests.support.kafka import consume_json, replay_file
+from tests.support.observe import metric_samples, wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vk"
 pytestmark = pytest.mark.broker
@@ -40,7 +41,7 @@ def replayed(kafka_bootstrap, oracle_model, expected, tmp_path_factory):
     """Run one worker over the recorded fixture; collect what it produced."""
     import uuid
 
-    from tests.conftest import WorkerProcess, worker_environment
+    from tests.support.worker import WorkerProcess, worker_environment
     from services.broker import free_port
 
     tmp = tmp_path_factory.mktemp("pipeline")

@@ -18,9 +18,10 @@ import pytest
 
 from services.broker import free_port
 from services.replay import advance_clock, read_lines, replay_lines, wait_until_consumed
-from tests.checkpoints import answers_from_labels, build_oracle_checkpoint
-from tests.conftest import WorkerProcess, worker_environment
-from tests.helpers import consume_json, metric_samples, wait_for
+from tests.support.checkpoints import answers_from_labels, build_oracle_checkpoint
+from tests.support.kafka import consume_json
+from tests.support.observe import metric_samples, wait_for
+from tests.support.worker import WorkerProcess, worker_environment
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "two_days"
 TRACKING_REASONS = {"unanswered_question", "negative_spike"}

@@ -165,7 +165,7 @@ class FakeTelegram:
                 params.update(parse_qsl(body.decode()))
         segments = parts.path.strip("/").split("/")
         if len(segments) != 2 or not segments[0].startswith("bot"):
-            return self._reply(request, 404, {"ok": False, "error_code": 404,
+            return send_json(request, 404, {"ok": False, "error_code": 404,
                                               "description": "Not Found"})
         token, method = segments[0][3:], segments[1]
         self.calls.append((method, params))
@@ -255,22 +255,14 @@ class FakeTelegram:
         return self._ok(request, member or chat_member("left", user_id, self.bot_id))
 
     def _ok(self, request, result: Any) -> None:
-        self._reply(request, 200, {"ok": True, "result": result})
+        send_json(request, 200, {"ok": True, "result": result})
 
     def _error(self, request, code: int, description: str, retry_after: int | None = None):
         body: dict[str, Any] = {"ok": False, "error_code": code, "description": description}
         if retry_after is not None:
             body["parameters"] = {"retry_after": retry_after}
-        self._reply(request, code, body)
+        send_json(request, code, body)
 
-    @staticmethod
-    def _reply(request, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
-        request.send_response(status)
-        request.send_header("Content-Type", "application/json")
-        request.send_header("Content-Length", str(len(data)))
-        request.end_headers()
-        request.wfile.write(data)
 
 
 def bot_user(bot_id: int) -> dict[str, Any]:
@@ -305,3 +297,13 @@ def chat_member(status: str, user_id: int, bot_id: int | None = None) -> dict[st
         return {"status": status, "user": user, "is_member": True, "until_date": 0,
                 **{f: False for f in flags}}
     raise ValueError(f"unknown ChatMember status {status!r}")
+
+
+def send_json(request: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
+    """Answer an HTTP request with `body` as JSON, as the Bot API does."""
+    data = json.dumps(body, ensure_ascii=False).encode()
+    request.send_response(status)
+    request.send_header("Content-Type", "application/json")
+    request.send_header("Content-Length", str(len(data)))
+    request.end_headers()
+    request.wfile.write(data)

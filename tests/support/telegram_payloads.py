@@ -1,7 +1,7 @@
 """Builders of Telegram Bot API `Update` objects shaped like the real API sends them.
 
 Used by the normaliser's unit tests, the fake Bot API server (tests/support/fake_telegram.py)
-and the connector tests; tests/test_telegram_schema.py validates what they build against the
+and the connector tests; tests/unit/test_telegram_schema.py validates what they build against the
 official Bot API schema, so the fixtures cannot drift from the real shapes.
 
 How a channel with comments looks through the Bot API (what the builders reproduce):
@@ -24,6 +24,8 @@ import copy
 import itertools
 from typing import Any
 
+import yaml
+
 CHANNEL_ID = -1001700000001
 GROUP_ID = -1001700000002
 CHANNEL_USERNAME = "adm_syktyvkar_test"
@@ -32,7 +34,7 @@ CHANNEL_BOT = {"id": 136817688, "is_bot": True, "first_name": "Channel", "userna
 GROUP_ANONYMOUS_BOT = {
     "id": 1087968824, "is_bot": True, "first_name": "Group", "username": "GroupAnonymousBot",
 }
-BASE_DATE = 1795593600  # 2026-11-26 06:00 UTC
+BASE_DATE = 1795593600  # 2026-11-25 08:00 UTC
 
 _update_ids = itertools.count(900_000_001)
 
@@ -42,20 +44,31 @@ def next_update_id() -> int:
     return next(_update_ids)
 
 
-def channel_chat(channel_id: int = CHANNEL_ID, username: str | None = CHANNEL_USERNAME,
-                 title: str = "Администрация города (тест)") -> dict[str, Any]:
-    chat = {"id": channel_id, "type": "channel", "title": title}
+def _chat(chat_id: int, type_: str, title: str, username: str | None) -> dict[str, Any]:
+    chat = {"id": chat_id, "type": type_, "title": title}
     if username:
         chat["username"] = username
     return chat
+
+
+def channel_chat(channel_id: int = CHANNEL_ID, username: str | None = CHANNEL_USERNAME,
+                 title: str = "Администрация города (тест)") -> dict[str, Any]:
+    return _chat(channel_id, "channel", title, username)
 
 
 def group_chat(group_id: int = GROUP_ID, username: str | None = None,
                title: str = "Обсуждение: Администрация города (тест)") -> dict[str, Any]:
-    chat = {"id": group_id, "type": "supergroup", "title": title}
-    if username:
-        chat["username"] = username
-    return chat
+    return _chat(group_id, "supergroup", title, username)
+
+
+def registry_yaml(*other_pages: dict[str, Any], **fields: Any) -> str:
+    """A pages.yaml with the test channel first (connector telegram, its discussion group),
+    then `other_pages`; `fields` add to the channel's entry."""
+    channel = {"page_id": f"telegram:{CHANNEL_ID}", "name": "Администрация города (тест)",
+               "municipality": "Тестовый район", "connector": "telegram",
+               "telegram_discussion_id": GROUP_ID, **fields}
+    return yaml.safe_dump({"pages": [channel, *other_pages]}, allow_unicode=True,
+                          sort_keys=False)
 
 
 def user(user_id: int = 5100001, first_name: str = "Иван", last_name: str | None = "Петров",

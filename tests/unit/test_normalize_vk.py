@@ -72,12 +72,9 @@ def test_owner_falls_back_to_group_id():
 @pytest.mark.parametrize(
     ("raw", "reason", "says"),
     [
-        (b"{not json", "invalid_json", "not valid JSON"),
-        (b"[1, 2]", "not_an_object", "JSON object"),
         (b'{"type": "group_join", "group_id": 1, "object": {}}', "unsupported_type", "group_join"),
         (b'{"group_id": 1}', "missing_field", "'type'"),
         (b'{"type": "wall_reply_new", "group_id": 1}', "missing_field", "'object'"),
-        (b'\xff\xfe', "invalid_json", "JSON"),
     ],
 )
 def test_refused_payloads_say_why(raw, reason, says):

@@ -30,7 +30,7 @@ from streams.ticks import Tick
 from streams.track import TrackingPolicy
 from streams.tracking.calendar import WorkingCalendar
 from streams.tracking.page_state import SpikePolicy
-from tests.tracking.factories import comment, deleted, edited, msk, page_reply, post, restored
+from tests.support.events import comment, deleted, edited, msk, page_reply, post, restored
 
 PAGE = Page("vk:-2000001", "vk", "Школа", "Вербовский МО", "школа",
             answer_deadline_hours=1.0, deadline_mode="plain")

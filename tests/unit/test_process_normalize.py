@@ -71,3 +71,18 @@ def test_vk_payloads_go_through_the_vk_normaliser():
         NORMALIZE("vk", b"{not json")
     with pytest.raises(ValueError, match="no normaliser"):
         NORMALIZE("ok", b"{}")
+
+
+@pytest.mark.parametrize("platform", ["vk", "telegram"])
+@pytest.mark.parametrize(
+    ("raw_bytes", "reason", "says"),
+    [
+        (b"{not json", "invalid_json", "not valid JSON"),
+        (b"\xff\xfe", "invalid_json", "JSON"),
+        (b"[1, 2]", "not_an_object", "JSON object"),
+    ],
+)
+def test_both_normalisers_refuse_what_is_no_json_object_alike(platform, raw_bytes, reason, says):
+    with pytest.raises(InvalidPayload) as error:
+        NORMALIZE(platform, raw_bytes)
+    assert error.value.reason == reason and says in str(error.value)

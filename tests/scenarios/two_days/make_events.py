@@ -2,7 +2,8 @@
 
 Run `python tests/scenarios/two_days/make_events.py` after editing the table; expected.json
 and README.md are written by hand (they are the expectation, not derived from the code).
-Times are Moscow time (UTC+3, no DST); VK sends unix seconds.
+Times are Moscow time (UTC+3, no DST); VK sends unix seconds. The payloads come from the
+shared builder (services/sample/vk_payloads.py).
 """
 
 from __future__ import annotations
@@ -13,9 +14,19 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from services.sample import vk_payloads as vk
+
 HERE = Path(__file__).resolve().parent
 MSK = ZoneInfo("Europe/Moscow")
-API_VERSION = "5.199"
+# events.jsonl was written before the shared builder and keeps its own key order; re-sorting
+# the builder's objects into it keeps the file byte-identical.
+KEY_ORDER = {
+    "envelope": ("type", "object", "group_id", "event_id", "v"),
+    "post": ("id", "owner_id", "from_id", "date", "marked_as_ads", "post_type", "inner_type",
+             "text", "can_edit", "can_delete", "comments", "likes", "reposts", "views"),
+    "likes": ("can_like", "count", "user_likes", "can_publish"),
+    "comment": ("id", "from_id", "date", "text", "post_id", "owner_id", "parents_stack"),
+}
 
 ADMIN = -2000001  # Администрация Заречного района
 SCHOOL = -2000002  # МБОУ «Заречная СОШ № 3»
@@ -139,48 +150,9 @@ def vk_event_id(*parts: object) -> str:
     return hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:40]
 
 
-def post_object(owner: int, post_id: int, date: int, text: str) -> dict:
-    return {
-        "id": post_id,
-        "owner_id": owner,
-        "from_id": owner,
-        "date": date,
-        "marked_as_ads": 0,
-        "post_type": "post",
-        "inner_type": "wall_wallpost",
-        "text": text,
-        "can_edit": 1,
-        "can_delete": 1,
-        "comments": {"count": 0, "can_post": 1, "groups_can_post": True},
-        "likes": {"can_like": 1, "count": 0, "user_likes": 0, "can_publish": 1},
-        "reposts": {"count": 0, "user_reposted": 0},
-        "views": {"count": 1},
-    }
-
-
-def comment_object(owner, comment_id, author, post_id, date, text, parent, reply_to_user) -> dict:
-    obj = {
-        "id": comment_id,
-        "from_id": author,
-        "date": date,
-        "text": text,
-        "post_id": post_id,
-        "owner_id": owner,
-        "parents_stack": [parent] if parent is not None else [],
-    }
-    if parent is None:
-        # Top-level comments carry their (still empty) reply thread.
-        obj["thread"] = {
-            "count": 0,
-            "items": [],
-            "can_post": True,
-            "show_reply_button": True,
-            "groups_can_post": True,
-        }
-    else:
-        obj["reply_to_user"] = reply_to_user
-        obj["reply_to_comment"] = parent
-    return obj
+def in_key_order(obj: dict, keys: tuple[str, ...]) -> dict:
+    """`obj` with `keys` first, in that order, then its other keys as they were."""
+    return {**{k: obj[k] for k in keys if k in obj}, **obj}
 
 
 def build() -> tuple[list[dict], dict[str, dict[str, bool]]]:
@@ -189,20 +161,17 @@ def build() -> tuple[list[dict], dict[str, dict[str, bool]]]:
     for at, kind, owner, item, author, post_id, text, parent, reply_to_user, marks in EVENTS:
         date = unix(at)
         if kind == "wall_post_new":
-            obj = post_object(owner, item, date, text)
+            obj = vk.post(owner, item, date, text, is_favorite=None)
+            obj = in_key_order({**obj, "likes": in_key_order(obj["likes"], KEY_ORDER["likes"])},
+                               KEY_ORDER["post"])
         elif kind == "wall_reply_delete":
-            obj = {"owner_id": owner, "id": item, "user_id": author, "post_id": post_id}
+            obj = vk.comment_delete(owner, item, post_id, author)
         else:
-            obj = comment_object(owner, item, author, post_id, date, text, parent, reply_to_user)
-        payloads.append(
-            {
-                "type": kind,
-                "object": obj,
-                "group_id": abs(owner),
-                "event_id": vk_event_id(kind, owner, item, date, text),
-                "v": API_VERSION,
-            }
-        )
+            obj = in_key_order(vk.comment(owner, item, post_id, author, date, text,
+                                          reply_to_comment=parent, reply_to_user=reply_to_user),
+                               KEY_ORDER["comment"])
+        event_id = vk_event_id(kind, owner, item, date, text)
+        payloads.append(in_key_order(vk.envelope(kind, owner, event_id, obj), KEY_ORDER["envelope"]))
         if text:
             labels[text] = {
                 "question": "q" in marks, "negative": "n" in marks, "toxic": "t" in marks

@@ -1,4 +1,4 @@
-"""Helpers for tests that talk to a real Kafka-protocol broker."""
+"""Reading and writing topics of the test broker from a test."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.replay import read_lines, replay_lines
 
@@ -54,30 +54,15 @@ def consume_json(bootstrap: str, topic: str, until=lambda objs: False, timeout: 
     return [json.loads(m.value) for m in msgs]
 
 
-def metric_samples(text: str, name: str) -> dict[tuple, float]:
-    """{sorted label items: value} of one sample name in an exposition text."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name:
-                out[tuple(sorted(sample.labels.items()))] = sample.value
-    return out
-
-
-def wait_for(predicate, timeout: float = 60.0, interval: float = 0.25, message: str = ""):
-    """Poll until `predicate()` returns a truthy value; returns it or fails the test."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
+def produce(bootstrap: str, topic: str, key: str, values: list[bytes]) -> None:
+    """Send `values` to `topic` with `key`, each acknowledged by the broker (acks=all)."""
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        await producer.start()
         try:
-            last = predicate()
-        except AssertionError:
-            raise
-        except Exception as exc:  # the process may not be up yet
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}: last={last!r}")
+            for value in values:
+                await producer.send_and_wait(topic, value=value, key=key.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())

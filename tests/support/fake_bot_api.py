@@ -13,6 +13,8 @@ import urllib.parse
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.support.fake_telegram import send_json
+
 
 @dataclass
 class SentMessage:
@@ -50,7 +52,7 @@ class FakeBotApi:
         path = urllib.parse.urlsplit(handler.path).path
         parts = path.strip("/").split("/")
         if len(parts) != 2 or not parts[0].startswith("bot"):
-            return self._reply(handler, 404, {"ok": False, "error_code": 404,
+            return send_json(handler, 404, {"ok": False, "error_code": 404,
                                               "description": "Not Found"})
         token, method = parts[0][3:], parts[1]
         content_type = handler.headers.get("Content-Type", "")
@@ -59,29 +61,21 @@ class FakeBotApi:
         else:
             params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
         if method == "getMe":
-            return self._reply(handler, 200, {"ok": True, "result": {
+            return send_json(handler, 200, {"ok": True, "result": {
                 "id": 1, "is_bot": True, "first_name": "Дозор", "username": "dozor_test_bot"}})
         if method != "sendMessage":
-            return self._reply(handler, 404, {"ok": False, "error_code": 404,
+            return send_json(handler, 404, {"ok": False, "error_code": 404,
                                               "description": "Not Found: method"})
         chat_id = int(params["chat_id"])
         with self._lock:
             self.messages.append(SentMessage(token, chat_id, str(params.get("text", "")),
                                              time.time()))
             message_id = len(self.messages)
-        self._reply(handler, 200, {"ok": True, "result": {
+        send_json(handler, 200, {"ok": True, "result": {
             "message_id": message_id, "date": int(time.time()),
             "chat": {"id": chat_id, "type": "supergroup", "title": "test"},
             "text": params.get("text", "")}})
 
-    @staticmethod
-    def _reply(handler: BaseHTTPRequestHandler, status: int, payload: dict) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
 
     def to(self, chat_id: int, containing: str = "") -> list[SentMessage]:
         """Messages sent to `chat_id` whose text contains `containing`."""

@@ -8,7 +8,7 @@ import pytest
 
 from streams.tracking.answers import is_answer
 from streams.tracking.questions import TrackedQuestion
-from .factories import PAGE, comment, msk, page_reply
+from tests.support.events import PAGE, comment, msk, page_reply
 
 ASKED = msk("2026-03-03 10:00")
 QUESTION = TrackedQuestion(

@@ -6,20 +6,9 @@ import json
 
 import pytest
 
-from streams.tracking.effects import (
-    NegativeSpike,
-    NegativeSpikeEnded,
-    PostSeen,
-    QuestionAnswered,
-    QuestionDeleted,
-    QuestionExpired,
-    QuestionOpened,
-    QuestionOverdue,
-    QuestionWithdrawn,
-)
+from streams.tracking.effects import PostSeen, QuestionDeleted
 from streams.tracking.page_state import PageState, SpikePolicy
-
-from .factories import HOUR, PAGE, comment, deleted, edited, msk, page_reply, post, restored
+from tests.support.events import HOUR, PAGE, comment, deleted, edited, msk, page_reply, post, restored
 
 T0 = msk("2026-03-03 10:00")
 DEADLINE = T0 + 8 * HOUR
@@ -590,11 +579,3 @@ def test_apply_routes_by_kind_and_action():
     assert kinds(state.apply(q, is_question=True, deadline_at=DEADLINE)) == ["QuestionOpened"]
     (effect,) = state.apply(deleted(q), now=T0 + 99)
     assert isinstance(effect, QuestionDeleted) and effect.deleted_at == T0 + 99
-
-
-def test_effect_types_are_exported():
-    import streams.tracking as tracking
-
-    for effect in (NegativeSpike, NegativeSpikeEnded, PostSeen, QuestionAnswered, QuestionDeleted,
-                   QuestionExpired, QuestionOpened, QuestionOverdue, QuestionWithdrawn):
-        assert getattr(tracking, effect.__name__) is effect

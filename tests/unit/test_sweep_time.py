@@ -14,7 +14,7 @@ from streams.pages import Page
 from streams.track import PageRecord, TrackingPolicy, apply_event, sweep, sweep_time
 from streams.tracking.calendar import WorkingCalendar
 from streams.tracking.effects import QuestionAnswered, QuestionOverdue
-from tests.tracking.factories import comment, msk, page_reply
+from tests.support.events import comment, msk, page_reply
 
 POLICY = TrackingPolicy(calendar=WorkingCalendar(), default_deadline_hours=4.0)
 PAGE_B = Page("vk:-2000003", "vk", "ЦРБ", "Заречный район", "health")

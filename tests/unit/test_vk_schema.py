@@ -1,9 +1,9 @@
-"""Every VK Callback API payload in the repo's fixtures validates against the official schema.
+"""Every VK Callback API payload in the repo's fixtures, and what the one payload builder
+(services/sample/vk_payloads.py) writes, validates against the official schema.
 
-The schema is vkcom/vk-api-schema v5.199, vendored at ``<workspace>/shared/data/vk-api-schema``
-(a sibling of the repository). It says draft-07 but marks required properties draft-03 style
-(``"required": true`` inside the property); the loader below rewrites that into draft-07
-``required`` arrays, so missing required fields really fail (checked by a self-test).
+The schema is vkcom/vk-api-schema v5.199, loaded by tests/support/vk_schema.py (its draft-03
+style ``"required": true`` rewritten into draft-07 arrays, so missing required fields really
+fail: checked by a self-test below).
 
 Every line of every ``*.jsonl`` under the globbed directories that is a VK callback envelope
 (a JSON object with ``type`` and ``group_id``) is checked: the envelope against
@@ -19,16 +19,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
-from jsonschema import Draft7Validator
-from referencing import Registry, Resource
-from referencing.exceptions import NoSuchResource
-from referencing.jsonschema import DRAFT7
 
+from services.sample import vk_payloads as vk
 from tests.support.payloads import REMOVE, altered
+from tests.support.vk_schema import SCHEMA_DIR, check_payload, registry, unknown_fields
 
-REPO = Path(__file__).resolve().parents[1]
-SCHEMA_DIR = REPO.parent / "shared/data/vk-api-schema"
-BASE_URI = "https://vk-api-schema.invalid/"
+REPO = Path(__file__).resolve().parents[2]
 
 FIXTURE_DIRS = ["services/sample", "tests/fixtures/vk", "tests/scenarios", "tests/deploy"]
 
@@ -38,86 +34,6 @@ EXPECTED_INVALID: dict[tuple[str, int], str] = {
     ("services/sample/vk_events.jsonl", 402): "wall_reply_new without text and date",
     ("tests/fixtures/vk/pipeline_events.jsonl", 8): "invalid JSON (cut off)",
 }
-
-# callback type -> definition (file, name) its `object` must satisfy
-OBJECT_DEFINITIONS = {
-    "wall_post_new": ("wall/objects.json", "wall_wallpost"),
-    "wall_repost": ("wall/objects.json", "wall_wallpost"),
-    "wall_reply_new": ("wall/objects.json", "wall_wall_comment"),
-    "wall_reply_edit": ("wall/objects.json", "wall_wall_comment"),
-    "wall_reply_restore": ("wall/objects.json", "wall_wall_comment"),
-    "wall_reply_delete": ("callback/objects.json", "callback_wall_comment_delete"),
-}
-
-
-def _draft3_required_to_draft7(node):
-    """Copy of a schema node with property-level ``"required": true`` moved to arrays."""
-    if isinstance(node, list):
-        return [_draft3_required_to_draft7(n) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {}
-    for key, value in node.items():
-        if key == "required" and isinstance(value, bool):
-            continue  # handled by the parent's properties
-        out[key] = _draft3_required_to_draft7(value)
-    props = node.get("properties")
-    if isinstance(props, dict):
-        required = [name for name, sub in props.items()
-                    if isinstance(sub, dict) and sub.get("required") is True]
-        if required:
-            out["required"] = sorted(set(out.get("required", [])) | set(required))
-    return out
-
-
-@lru_cache(maxsize=None)
-def _registry() -> Registry:
-    if not SCHEMA_DIR.is_dir():
-        pytest.fail(
-            f"official VK API schema not found at {SCHEMA_DIR}; it is expected next to the "
-            "repository (workspace/shared/data/vk-api-schema, vkcom/vk-api-schema v5.199)",
-            pytrace=False,
-        )
-    resources = []
-    for path in sorted(SCHEMA_DIR.glob("*/objects.json")):
-        doc = _draft3_required_to_draft7(json.loads(path.read_text(encoding="utf-8")))
-        doc.pop("$schema", None)  # points at ../schema.json, a meta-schema we don't need
-        uri = BASE_URI + path.relative_to(SCHEMA_DIR).as_posix()
-        resources.append((uri, Resource.from_contents(doc, default_specification=DRAFT7)))
-
-    def missing(uri: str):
-        raise NoSuchResource(ref=f"{uri} (not vendored in {SCHEMA_DIR})")
-
-    return Registry(retrieve=missing).with_resources(resources)
-
-
-@lru_cache(maxsize=None)
-def _validator(file: str, name: str) -> Draft7Validator:
-    schema = {"$ref": f"{BASE_URI}{file}#/definitions/{name}"}
-    return Draft7Validator(schema, registry=_registry())
-
-
-def _errors(file: str, name: str, instance) -> list[str]:
-    return [f"{name}: {'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in _validator(file, name).iter_errors(instance)]
-
-
-def check_payload(line: str) -> list[str] | None:
-    """Schema errors of one line; None if the line is not a VK callback envelope."""
-    try:
-        payload = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return [f"invalid JSON: {exc}"]
-    if not isinstance(payload, dict) or "type" not in payload or "group_id" not in payload:
-        return None
-    errors = _errors("callback/objects.json", "callback_base", payload)
-    definition = OBJECT_DEFINITIONS.get(payload.get("type"))
-    if definition is not None:
-        if not isinstance(payload.get("object"), dict):
-            errors.append("object: missing or not an object")
-        else:
-            errors += _errors(*definition, payload["object"])
-    return errors
 
 
 def _fixture_files() -> list[str]:
@@ -138,6 +54,8 @@ def test_fixture_file_matches_vk_schema(rel: str):
         if errors is None or (errors and _is_invalid_json(errors) and not _vk_file(rel)):
             assert not expected, f"{rel}:{no} is listed as an expected failure but isn't VK"
             continue
+        if not errors:
+            errors = unknown_fields(json.loads(line))  # fields the schema does not name
         if errors and not expected:
             unexpected.append(f"{rel}:{no}: " + "; ".join(errors[:5]))
         if not errors and expected:
@@ -229,8 +147,51 @@ def test_invalid_payloads_fail(line):
 
 def test_schema_has_draft3_required_flags():
     """Guard: if upstream moves to draft-07 arrays the translation becomes a no-op, fine."""
-    _registry()  # fails clearly if the schema is missing
+    registry()  # fails clearly if the schema is missing
     wall = json.loads((SCHEMA_DIR / "wall/objects.json").read_text(encoding="utf-8"))
     text_prop = wall["definitions"]["wall_wall_comment"]["properties"]["text"]
     required = wall["definitions"]["wall_wall_comment"].get("required", [])
     assert text_prop.get("required") is True or "text" in required
+
+
+# --- the payload builder ------------------------------------------------------------------
+OWNER, T = -2100001, 1795593600
+BUILT = {
+    "post": vk.envelope("wall_post_new", OWNER, "p" * 40, vk.post(OWNER, 3, T, "Новость")),
+    "post by an admin": vk.envelope("wall_post_new", OWNER, "a" * 40,
+                                    vk.post(OWNER, 4, T, "Новость", created_by=51000001)),
+    "comment": vk.envelope("wall_reply_new", OWNER, "c" * 40,
+                           vk.comment(OWNER, 15, 3, 123456789, T, "Когда вывезут мусор?")),
+    "reply in a thread": vk.envelope(
+        "wall_reply_new", OWNER, "r" * 40,
+        vk.comment(OWNER, 17, 3, OWNER, T + 60, "Завтра.", reply_to_comment=16,
+                   reply_to_user=987654321, thread_root=15)),
+    "edit": vk.envelope("wall_reply_edit", OWNER, "e" * 40,
+                        vk.comment(OWNER, 15, 3, 123456789, T, "Когда вывезут мусор? UPD")),
+    "delete": vk.envelope("wall_reply_delete", OWNER, "d" * 40,
+                          vk.comment_delete(OWNER, 15, 3, 123456789)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILT))
+def test_the_builder_writes_valid_payloads_with_only_the_schemas_fields(name):
+    line = vk.dumps(BUILT[name])
+    assert check_payload(line) == []
+    assert unknown_fields(json.loads(line)) == []
+
+
+def test_a_reply_names_its_thread_and_a_top_level_comment_carries_one():
+    reply = BUILT["reply in a thread"]["object"]
+    assert (reply["parents_stack"], reply["reply_to_comment"], reply["reply_to_user"]) == (
+        [15], 16, 987654321)
+    assert "thread" not in reply
+    assert BUILT["comment"]["object"]["thread"]["count"] == 0
+    assert BUILT["post"]["group_id"] == -OWNER and BUILT["post"]["v"] == vk.API_VERSION
+
+
+def test_unknown_fields_are_found_where_the_validators_let_them_pass():
+    post = altered(BUILT["post"], ("object", "likes", "liked_by_me"), 1)
+    post = altered(post, ("object", "headline"), "Важно")
+    assert check_payload(json.dumps(post, ensure_ascii=False)) == []  # additional properties
+    assert unknown_fields(post) == ["object/likes: liked_by_me", "object: headline"]
+    assert unknown_fields(altered(BUILT["comment"], ("signature",), "x")) == ["envelope: signature"]

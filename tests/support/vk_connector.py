@@ -1,15 +1,36 @@
-"""Shared helpers of the VK connector tests: a scenario wall, in-memory cursors and sends."""
+"""Shared helpers of the VK tests: a scenario wall for the fake API, in-memory cursors and
+sends, Callback API bodies and raw-topic payloads (from the one builder), a broker that can be
+cut off."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
+import subprocess
+import threading
+import time
+import uuid
 from typing import Any
 
+from services.broker import free_port, tansu_binary
+from services.sample import vk_payloads as vk
 from tests.support.fake_vk import FakeVk
 
 OWNER = -2100001
 BASE_DATE = 1795593600
 CITIZENS = [100000 + i for i in range(40)]
+SECRET_A = "s3cr3t-a-value"  # the Callback API secret of community 2100001 in these tests
+
+
+def callback_comment(group_id: int = 2100001, event_id: str = "e" * 40, secret: str | None = SECRET_A,
+                     text: str = "Когда вывезут мусор?") -> bytes:
+    """The body VK posts for a new comment (with `secret` unless None)."""
+    payload = vk.envelope("wall_reply_new", -group_id, event_id,
+                          vk.comment(-group_id, 15, 3, 123456789, BASE_DATE, text))
+    if secret is not None:
+        payload["secret"] = secret
+    return json.dumps(payload, ensure_ascii=False).encode()
 
 
 class MemoryCursors:
@@ -87,14 +108,6 @@ def build_250(fake: FakeVk, owner: int = OWNER) -> dict[str, set[int]]:
 
 
 # --- a broker that can be cut off -----------------------------------------------------------
-import asyncio  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-
-from services.broker import free_port, tansu_binary  # noqa: E402
 
 
 class CuttableBroker:
@@ -231,3 +244,11 @@ async def create_topic(bootstrap: str, topic: str, partitions: int = 4) -> None:
         await admin.create_topics([NewTopic(topic, partitions, 1)])
     finally:
         await admin.close()
+
+
+def vk_comment(owner: int, item_id: int, at: int, text: str, from_id: int,
+               reply_to: int | None = None, reply_to_user: int | None = None) -> bytes:
+    """A new comment under post 501 of `owner` as the raw topic carries it (a random event id)."""
+    obj = vk.comment(owner, item_id, 501, from_id, at, text, reply_to_comment=reply_to,
+                     reply_to_user=reply_to_user)
+    return vk.dumps(vk.envelope("wall_reply_new", owner, uuid.uuid4().hex, obj)).encode()

@@ -67,22 +67,12 @@ def page_reply(
 
 
 def post(item_id: str, at: float, page: str = PAGE, action: str = "new") -> CanonicalEvent:
-    return CanonicalEvent(
-        event_id=make_event_id("vk", page, item_id, action),
-        platform="vk",
-        kind="post",
-        action=action,
-        page_id=page,
-        item_id=item_id,
-        thread_id=item_id,
-        parent_id=None,
-        reply_to_user=None,
-        author_id=page.split(":", 1)[1],
-        by_page=True,
-        text="Уважаемые жители!",
-        created_at=at,
-        url=f"https://vk.com/wall{page.split(':', 1)[1]}_{item_id}",
-    )
+    """The page's own post `item_id` (its own thread)."""
+    owner = page.split(":", 1)[1]
+    return replace(comment(item_id, at, "Уважаемые жители!", author=owner, thread=item_id,
+                           action=action, page=page),
+                   kind="post", event_id=make_event_id("vk", page, item_id, action),
+                   url=f"https://vk.com/wall{owner}_{item_id}")
 
 
 def deleted(event: CanonicalEvent, at: float = 0.0) -> CanonicalEvent:

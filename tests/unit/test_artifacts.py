@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .artifacts import REPO, artifacts_dir, keep
+from tests.support.artifacts import REPO, artifacts_dir, keep
 
 
 def test_artefacts_go_to_dozor_test_artifacts_when_set(tmp_path, monkeypatch):
