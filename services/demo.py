@@ -71,7 +71,7 @@ def run_demo(
             broker_note = f"{bootstrap} (встроенный Tansu, в памяти)"
         return asyncio.run(
             _demo(settings, bootstrap, broker_note, events, pages, rate, duration, workdir,
-                  shift)
+                  shift, embedded=broker is not None)
         )
     except KeyboardInterrupt:
         return 130
@@ -114,7 +114,7 @@ def shift_to_now(lines: list[bytes], now: float) -> list[bytes]:
 
 
 async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration, workdir,
-                shift) -> int:
+                shift, embedded: bool = False) -> int:
     from rich.console import Console, Group
     from rich.live import Live
     from rich.panel import Panel
@@ -140,6 +140,8 @@ async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration,
         # The sample is a past day: once it is replayed, let the clock run to now.
         DOZOR_CLOCK_IDLE_SECONDS="5",
     )
+    if embedded:  # Tansu: one record per batch (services/settings.py, producer_max_batch_bytes)
+        env["DOZOR_PRODUCER_MAX_BATCH_BYTES"] = "1"
     log_path = workdir / "worker.log"
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", "--log-level", "info", "worker",

@@ -75,6 +75,15 @@ class Settings(BaseSettings):
         description="Longest time a fetch waits for data. Faust fixes 1.5 s; brokers that "
         "hold fetches that long (Tansu) then add 1.5 s per pipeline hop.",
     )
+    producer_max_batch_bytes: int = Field(
+        16384,
+        ge=1,
+        description="Largest batch of records the worker sends to one partition at once. "
+        "1 sends every record alone: needed with the embedded Tansu broker, which reports a "
+        "partition's end offset as the last batch's first offset + 1, so Faust's table "
+        "recovery stopped short of the newest changelog records and a restarted worker lost "
+        "state (`dozor demo` and the tests set it for Tansu; keep the default with Kafka).",
+    )
     dead_letter_max_consecutive: int = Field(
         1000,
         description="Stop the worker after this many invalid payloads in a row (a bad "

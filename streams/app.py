@@ -66,6 +66,7 @@ class StreamConfig:
     sweep_interval: float = 5.0
     clock_idle_seconds: float = 30.0
     fetch_max_wait: float = 0.1
+    producer_max_batch_size: int = 16384  # 1 with Tansu: services/settings.py says why
     dead_letter_max_consecutive: int = 1000
 
 
@@ -131,6 +132,7 @@ class DozorStreams:
             broker_rebalance_timeout=max(30.0, c.session_timeout * 2),
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
+            producer_max_batch_size=c.producer_max_batch_size,
             table_standby_replicas=0,
             key_serializer="json",
             value_serializer="json",
