@@ -204,10 +204,12 @@ class BatchStep:
     ) -> None:
         partition, offset = rec.partition, rec.offset
         self.clocks.note_input(partition, rec.source, event.created_at)
+        # Repeats move the clock too: a message re-read after a restart had moved it before
+        # the crash, and the stored clock may be older than that (it is stored on ticks).
+        now = self.clocks.on_event(partition, event.created_at)
         if self._repeat(event, rec, pending.seen) != NEW:
             out.metric("duplicates")
             return
-        now = self.clocks.on_event(partition, event.created_at)
         pending.seen[event.event_id] = ([now, partition, offset], rec.ref)
         out.metric("events", platform=event.platform, kind=event.kind, action=event.action)
         if event.created_at:

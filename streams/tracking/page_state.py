@@ -218,13 +218,15 @@ class PageState:
     def on_delete(self, event: Event, now: float | None = None) -> list[Effect]:
         """A comment was deleted: a tracked open question stops counting.
 
-        Delete payloads carry no date on VK; the deletion time is `now` when given, else the
-        event's `created_at`, else the latest event time seen on the page.
+        Delete payloads carry no date on VK; the deletion time is the latest of `now` (the
+        stream clock), the event's `created_at` and the latest event time seen on the page: a
+        comment is deleted after everything the page showed before it, even when the clock
+        that dates the delete lags (a worker that just restarted).
         """
         self._check_page(event)
         if event.kind != "comment":
             return []  # deleted posts still count as published
-        deleted_at = now if now is not None else (event.created_at or self.latest_event_at)
+        deleted_at = max(now or 0.0, event.created_at or 0.0, self.latest_event_at)
         self.deleted_items.pop(event.item_id, None)
         self.deleted_items[event.item_id] = deleted_at
         _trim_oldest(self.deleted_items, self.max_deleted_items)
