@@ -26,3 +26,14 @@ def test_the_second_reading_covers_drawn_ids_only():
     with open(HERE / "second_reader.csv", encoding="utf-8", newline="") as f:
         second = [r["id"] for r in csv.DictReader(f)]
     assert len(second) == 100 and set(second) <= set(read_labels())
+
+
+def test_every_appeal_category_has_a_theme_and_the_topic_split_leaves_the_draw_out():
+    from models.in_domain.topics import appeal_splits, read_topics
+
+    themes, categories = read_topics()
+    assert 12 <= len(themes) <= 16 and len(categories) == 171
+    train, held_out = appeal_splits()
+    assert len(train) + len(held_out) == 2581 - N_APPEALS
+    assert {y for _, y in held_out} <= set(themes) and {y for _, y in train} == set(themes)
+    assert appeal_splits() == (train, held_out)  # seeded: the same split every time
