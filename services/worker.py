@@ -101,10 +101,22 @@ def build_streams(
     return streams
 
 
-def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    """Run the Faust worker until interrupted; /metrics served on the metrics port."""
+def faust_worker(app, loglevel: str):
+    """A `faust.Worker` for `app` without the terminal spinner.
+
+    At `--log-level warning` (the default) Faust keeps its spinner, whose handler sets the
+    root logger to DEBUG: every library's debug record was then built and handled (7 % of the
+    worker's CPU in a profile at 200 events/s).
+    """
     import faust
 
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.spinner = None
+    return worker
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    """Run the Faust worker until interrupted; /metrics served on the metrics port."""
     if not settings.kafka_bootstrap:
         raise SystemExit(
             "DOZOR_KAFKA_BOOTSTRAP is not set: point it at Kafka (host:port), "
@@ -124,7 +136,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     )
     print(f"dozor worker: metrics on http://{settings.metrics_host}:{server.server_port}/metrics",
           flush=True)
-    worker = faust.Worker(streams.app, loglevel=loglevel, quiet=True)
+    worker = faust_worker(streams.app, loglevel)
     try:
         worker.execute_from_commandline()
     finally:
