@@ -140,8 +140,10 @@ async def _demo(settings, bootstrap, broker_note, events, pages, rate, duration,
         # The sample is a past day: once it is replayed, let the clock run to now.
         DOZOR_CLOCK_IDLE_SECONDS="5",
     )
-    if embedded:  # Tansu: one record per batch (services/settings.py, producer_max_batch_bytes)
-        env["DOZOR_PRODUCER_MAX_BATCH_BYTES"] = "1"
+    # The embedded Tansu needs one record per batch (services/settings.py says why); the
+    # user's broker (DOZOR_KAFKA_BOOTSTRAP) gets the user's DOZOR_PRODUCER_MAX_BATCH_BYTES.
+    batch_bytes = 1 if embedded else settings.producer_max_batch_bytes
+    env["DOZOR_PRODUCER_MAX_BATCH_BYTES"] = str(batch_bytes)
     log_path = workdir / "worker.log"
     worker = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "services.cli", "--log-level", "info", "worker",

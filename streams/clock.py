@@ -70,7 +70,8 @@ class StreamClocks:
             inputs[source] = max(inputs.get(source, 0.0), at)
 
     def on_event(self, partition: int, at: float) -> float:
-        """A new event dated `at` was applied; returns the partition's clock."""
+        """An event dated `at` was read (a repeat too: streams/process.py says why); returns the
+        partition's clock."""
         wall = self.wall_clock()
         self.last_event_wall[partition] = wall
         self.clock[partition] = moved_by_event(self.of(partition), at, wall)

@@ -11,7 +11,8 @@ Sources (../shared/data, never committed):
   440 drawn from all 2,581 (the text is HTML: tags stripped, entities unescaped).
 * rusentiment/ random and preselected posts — VK posts; 200 drawn from those that mention an
   organisation or an official (ORG_PATTERN, a pool filter only, it labels nothing). These are
-  RuSentiment *training* files: models/training excludes every drawn id from training.
+  RuSentiment *training* files: the shipped model was trained on them (its figures on this part
+  are optimistic, README.md), and models/training does not exclude the drawn ids.
 
 Each drawn id gets its half (validation or test) here, once, before any model sees the set:
 a seeded shuffle within each source, half and half.

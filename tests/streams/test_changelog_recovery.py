@@ -15,12 +15,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.broker import free_port
 from tests.support.observe import wait_for
@@ -48,6 +47,17 @@ def table_size(count_file: Path) -> int | None:
     return int(lines[-1]) if lines else None
 
 
+async def committed(bootstrap: str, group: str, topic: str) -> int | None:
+    """The offset the app's consumer group committed on partition 0 of `topic`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        return await consumer.committed(TopicPartition(topic, 0))
+    finally:
+        await consumer.stop()
+
+
 async def produce(bootstrap: str, topic: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
@@ -68,13 +78,18 @@ def test_a_killed_app_recovers_every_table_key(kafka_bootstrap, tmp_path):
         wait_for(lambda: table_size(first_count) is not None, timeout=90, message="app ready")
         asyncio.run(produce(kafka_bootstrap, f"{app}-in"))
         wait_for(lambda: table_size(first_count) == KEYS, timeout=60, message="every key stored")
-        time.sleep(2.0)  # several commit intervals (0.5 s): the input offsets are committed
+        # Every input offset committed: the new process cannot re-read the input, so whatever
+        # it holds comes from the changelog alone.
+        wait_for(lambda: asyncio.run(committed(kafka_bootstrap, app, f"{app}-in")) == KEYS,
+                 timeout=30, message="the input offsets committed")
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
         second = start(kafka_bootstrap, app, second_count)
         wait_for(lambda: table_size(second_count) is not None, timeout=90, message="restarted")
-        time.sleep(3.0)
-        assert table_size(second_count) == KEYS, "keys lost in the changelog recovery"
+        # Waits out a slow recovery; a lost key stays lost (nothing re-reads the input).
+        wait_for(lambda: table_size(second_count) == KEYS, timeout=30,
+                 message="every key recovered (keys lost in the changelog recovery)")
+        assert table_size(second_count) == KEYS
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:

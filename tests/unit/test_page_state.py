@@ -146,6 +146,22 @@ def test_delete_without_date_uses_latest_event_time():
     assert effect.deleted_at == T0 + 300
 
 
+def test_a_delete_dated_by_a_lagging_clock_is_dated_after_the_pages_latest_event():
+    """After a restart the stream clock can lag the page (it is stored on ticks only): the
+    deletion is still dated after everything the page showed, so a sweep keeps its tombstone
+    and a re-normalised copy of the question does not open it again."""
+    state = PageState(PAGE)
+    q, _ = ask(state)
+    say(state, comment("1003", T0 + 300, "Спасибо", author="610002"))
+    for lagging in (0.0, T0 + 100):
+        (effect,) = PageState.from_dict(state.to_dict()).on_delete(deleted(q), now=lagging)
+        assert effect.deleted_at == T0 + 300
+    state.on_delete(deleted(q), now=0.0)
+    assert state.deleted_items["1001"] == T0 + 300
+    assert state.sweep(T0 + 2 * HOUR) == []
+    assert say(state, q, question=True) == [] and state.snapshot(T0 + 2 * HOUR).open_questions == 0
+
+
 def test_delete_of_answered_question_counts_nothing_more():
     state = PageState(PAGE)
     q, _ = ask(state)

@@ -156,6 +156,21 @@ def test_seen_stored_but_the_page_write_lost_applies_the_message_again_without_a
     assert worker.tables["pages"][PAGE.page_id]["applied"] == [0, 1]
 
 
+def test_repeats_re_read_after_a_restart_move_the_clock():
+    """The clock is stored on ticks only: a worker restarted before a tick re-reads events the
+    crashed one had applied. As repeats they send nothing, but they move the clock as they did
+    before the crash (else a re-read VK delete, which has no date, is dated by a lagging clock)."""
+    worker = Worker()
+    worker.batch(records(QUESTION, TOXIC))
+    assert worker.tables["clock"] == {}  # no tick yet: the clock was not stored
+    restarted = Worker(worker.tables)
+    again = restarted.batch(records(QUESTION, TOXIC))
+    assert again.sends == [] and metric(again, "duplicates") == 2
+    assert restarted.step.clocks.of(0) == TOXIC.created_at
+    restarted.batch(records(Tick(WALL), start=2, source=None))  # not trusted: stores the clock
+    assert worker.tables["clock"]["0"] == TOXIC.created_at
+
+
 def test_a_copy_of_an_event_in_another_message_is_dropped():
     worker = Worker()
     worker.batch(records(TOXIC))
