@@ -110,6 +110,10 @@ def init_embeddings_from_navec(model, tokenizer, texts: Iterable[str], path: Pat
     mean = sample.mean(axis=0)
     _, _, vt = np.linalg.svd(sample - mean, full_matrices=False)
     projection = vt[:hidden].T  # 300 × hidden
+    if projection.shape[1] < hidden:
+        # fewer known words than hidden units (a tiny corpus): the missing directions project to 0. (With
+        # enough words this never happens, and the projection is unchanged: the shipped model's numbers.)
+        projection = np.pad(projection, ((0, 0), (0, hidden - projection.shape[1])))
     projected_sample = (sample - mean) @ projection
     norm = projected_sample.std() / scale
 

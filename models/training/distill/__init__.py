@@ -57,8 +57,14 @@ def soft_targets(config: TrainConfig, corpus: Corpus) -> SoftTargets:
             log.info("teacher: the cached report's F1 figures were computed with questions_without_marks=%s; "
                      "the soft targets are the same either way", report.get("questions_without_marks", False))
         return SoftTargets(examples, np.load(cache.with_suffix(".npy")), report, cache, from_cache=True)
+    import torch
+
     teacher = _fit_teacher(config, corpus)
+    # The teacher labels the texts with its own thread count (max(2, threads)), as the shipped model's
+    # teacher did: the thread count changes how CPU matrix products sum, so the soft targets would
+    # differ in their last bits; torch goes back to the student's threads only afterwards.
     soft = teacher.predict([e.text for e in examples])
+    torch.set_num_threads(max(1, config.threads))
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.save(cache.with_suffix(".npy"), soft)
     cache.with_suffix(".json").write_text(json.dumps(teacher.report, indent=2, ensure_ascii=False), encoding="utf-8")
@@ -92,8 +98,7 @@ def _fit_teacher(config: TrainConfig, corpus: Corpus):
             teacher, corpus.validation, corpus.held_out, labels, questions_without_marks=config.questions_without_marks)
     teacher.report["questions_without_marks"] = config.questions_without_marks  # the rule its F1 figures use
     log.info("teacher: %s", json.dumps(teacher.report, ensure_ascii=False))
-    torch.set_num_threads(max(1, config.threads))
-    return teacher
+    return teacher  # (torch still at the teacher's threads: soft_targets resets them after labelling)
 
 
 def teacher_examples(config: TrainConfig, corpus: Corpus) -> list[Example]:
