@@ -285,6 +285,10 @@ async def drive(bootstrap: str, prefix: str, items: list[tuple[str, bytes]], rat
     return {"sent": sent, "send_seconds": send_seconds, "behind": behind, "watch": watch}
 
 
+#: Extra DOZOR_* settings for every worker of the run (--worker-setting KEY=VALUE).
+EXTRA_SETTINGS: dict[str, str] = {}
+
+
 def worker_env(bootstrap: str, model: str, prefix: str, port: int, batch_size: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOZOR_")}
     env.update(
@@ -300,6 +304,7 @@ def worker_env(bootstrap: str, model: str, prefix: str, port: int, batch_size: i
         DOZOR_FLAG_TOXIC_THRESHOLD="0.0", DOZOR_FLAG_NEGATIVE_THRESHOLD="2.0",
         DOZOR_SPIKE_MIN_NEGATIVE="1000000000",
     )
+    env.update(EXTRA_SETTINGS)
     return env
 
 
@@ -415,6 +420,9 @@ def main() -> int:
                         help="seconds to wait, after the last send, for all flags of a variant "
                         "(default 600; it stops sooner once no flag came for 60 s); the "
                         "missing ones are reported")
+    parser.add_argument("--worker-setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a DOZOR_* setting for the workers of this run, e.g. "
+                        "DOZOR_PRODUCER_LINGER_SECONDS=0.005 (repeatable; recorded in the JSON)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipeline.json",
                         help="where to write the JSON results (default: "
                         "bench/results/pipeline.json)")
@@ -425,6 +433,11 @@ def main() -> int:
         args.events = round(args.rate * args.duration)
     if args.events is None:
         args.events = 2000
+    for item in args.worker_setting:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("DOZOR_"):
+            parser.error(f"--worker-setting: expected DOZOR_NAME=VALUE, got {item!r}")
+        EXTRA_SETTINGS[key] = value
     if args.events < 2:
         parser.error("--events must be at least 2")
     if args.rate is not None and args.rate <= 0:
@@ -475,6 +488,7 @@ def main() -> int:
         "model": args.model,
         "events": args.events,
         "rate": args.rate,
+        "worker_settings": EXTRA_SETTINGS,
         "results": results,
     }, indent=2, ensure_ascii=False) + "\n")
     print(f"\nwritten to {args.out}", file=sys.stderr)

@@ -64,6 +64,7 @@ def stream_config(settings: Settings, bootstrap: str) -> StreamConfig:
         clock_idle_seconds=settings.clock_idle_seconds,
         fetch_max_wait=settings.consumer_fetch_max_wait_seconds,
         producer_max_batch_size=settings.producer_max_batch_bytes,
+        producer_linger=settings.producer_linger_seconds,
         dead_letter_max_consecutive=settings.dead_letter_max_consecutive,
     )
 

@@ -67,6 +67,7 @@ class StreamConfig:
     clock_idle_seconds: float = 30.0
     fetch_max_wait: float = 0.1
     producer_max_batch_size: int = 16384  # 1 with Tansu: services/settings.py says why
+    producer_linger: float = 0.005
     dead_letter_max_consecutive: int = 1000
 
 
@@ -133,6 +134,7 @@ class DozorStreams:
             consumer_auto_offset_reset="earliest",
             producer_acks=-1,
             producer_max_batch_size=c.producer_max_batch_size,
+            producer_linger=c.producer_linger,
             table_standby_replicas=0,
             key_serializer="json",
             value_serializer="json",
