@@ -88,9 +88,9 @@ class Settings(BaseSettings):
         0.005,
         ge=0.0,
         description="How long the worker's producer waits to fill a batch before sending it "
-        "(Faust's producer_linger; Faust's default 0 sends each record at once). 5 ms measured "
-        "630-646 vs 579-658 events/s and p99 0.50 vs 0.55 s at a steady 200/s "
-        "(bench/bench_pipeline.py, 2026-12-06).",
+        "(Faust's producer_linger; Faust's default 0 sends each record at once). 5 ms: p99 "
+        "0.50 vs 0.55 s at a steady 200/s, throughput within the noise (bench/bench_pipeline.py, "
+        "2026-12-06).",
     )
     dead_letter_max_consecutive: int = Field(
         1000,
