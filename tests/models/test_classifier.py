@@ -119,5 +119,11 @@ def test_dozor_classify_round_trip_plain_lines_and_jsonl(oracle_dir, tmp_path):
     result = run_cli(["classify", str(jsonl)], "", oracle_dir)
     assert json.loads(result.stdout)["labels"] == ["negative", "toxic"]
 
+    # Read in chunks (sorted by length inside the classifier), written in the input's order.
+    lines = ["Спасибо", "Когда починят дорогу на Советской?", "Вы там все бездельники и идиоты",
+             "Спасибо за оперативную работу!", "А"]
+    chunked = run_cli(["classify", "--chunk", "2"], "\n".join(lines) + "\n", oracle_dir)
+    assert [json.loads(x)["text"] for x in chunked.stdout.splitlines()] == lines
+
     bad = run_cli(["classify"], '{"id": 1}\n', oracle_dir)
     assert bad.returncode != 0 and "text" in bad.stderr
