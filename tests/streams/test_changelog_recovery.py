@@ -21,20 +21,17 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.broker import free_port
 from tests.support.observe import wait_for
-from tests.support.worker import REPO, worker_environment
+from tests.support.worker import REPO, broker_settings
 
 pytestmark = pytest.mark.broker
 KEYS = 500
 
 
 def start(bootstrap: str, app: str, count_file: Path) -> subprocess.Popen:
-    worker_env = worker_environment(bootstrap, Path("unused"), count_file.parent, app, free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOZOR_")}
     env.update(BOOTSTRAP=bootstrap, APP=app, COUNT_FILE=str(count_file), PYTHONUNBUFFERED="1")
-    if "DOZOR_PRODUCER_MAX_BATCH_BYTES" in worker_env:
-        env["DOZOR_PRODUCER_MAX_BATCH_BYTES"] = worker_env["DOZOR_PRODUCER_MAX_BATCH_BYTES"]
+    env.update(broker_settings())
     log = open(count_file.with_suffix(".log"), "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "tests.support.table_app", "worker", "-l", "warn"], cwd=REPO,

@@ -69,6 +69,15 @@ class WorkerProcess:
             self.log.close()
 
 
+def broker_settings() -> dict[str, str]:
+    """The producer settings the test broker needs: on Tansu one record per batch, as Tansu
+    hides all but the first record of a partition's last batch from Faust's table recovery
+    (docs/ARCHITECTURE.md, "Delivery guarantees"); none on a real Kafka."""
+    if os.environ.get("DOZOR_TEST_KAFKA_BOOTSTRAP"):
+        return {}
+    return {"DOZOR_PRODUCER_MAX_BATCH_BYTES": "1"}
+
+
 def worker_environment(
     bootstrap: str, model_dir: Path, data_dir: Path, prefix: str, port: int
 ) -> dict[str, str]:
@@ -94,8 +103,5 @@ def worker_environment(
         DOZOR_SWEEP_INTERVAL_SECONDS="0.5",
         DOZOR_TOPIC_PARTITIONS="4",
     )
-    if not os.environ.get("DOZOR_TEST_KAFKA_BOOTSTRAP"):
-        # Tansu hides all but the first record of a partition's last batch from Faust's table
-        # recovery (docs/ARCHITECTURE.md, "Delivery guarantees"): one record per batch.
-        env["DOZOR_PRODUCER_MAX_BATCH_BYTES"] = "1"
+    env.update(broker_settings())
     return env

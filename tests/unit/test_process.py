@@ -31,6 +31,7 @@ from streams.track import TrackingPolicy
 from streams.tracking.calendar import WorkingCalendar
 from streams.tracking.page_state import SpikePolicy
 from tests.support.events import comment, deleted, edited, msk, page_reply, post, restored
+from tests.support.step import store_writes
 
 PAGE = Page("vk:-2000001", "vk", "Школа", "Вербовский МО", "школа",
             answer_deadline_hours=1.0, deadline_mode="plain")
@@ -72,12 +73,7 @@ class Worker:
         result = self.step.run(records, classified)
         assert json.dumps(self.tables, sort_keys=True) == before, "the step wrote a table"
         if store:
-            for write in result.writes:
-                table = self.tables[write.table]
-                if write.value is None:
-                    table.pop(write.key, None)
-                else:
-                    table[write.key] = json.loads(json.dumps(write.value))  # as a changelog would
+            store_writes(self.tables, result.writes)
             self.step.views.update(result.views)
         return result
 

@@ -28,6 +28,7 @@ from streams.ticks import Tick
 from streams.track import TrackingPolicy
 from streams.tracking.calendar import WorkingCalendar
 from streams.tracking.page_state import SpikePolicy
+from tests.support.step import store_writes
 
 SCENARIO = Path(__file__).resolve().parents[1] / "scenarios" / "two_days"
 EXPECTED = json.loads((SCENARIO / "expected.json").read_text("utf-8"))
@@ -84,13 +85,7 @@ class Worker:
             if position >= end and not store_last:
                 # The crash interrupts the writes, which go out in order: a prefix arrives.
                 writes = writes[:rng.randint(0, len(writes))]
-            if writes:
-                for write in writes:
-                    table = self.tables[write.table]
-                    if write.value is None:
-                        table.pop(write.key, None)
-                    else:
-                        table[write.key] = json.loads(json.dumps(write.value))
+            store_writes(self.tables, writes)
             if position < end or store_last:
                 self.step.views.update(result.views)
                 stored = position

@@ -1,0 +1,19 @@
+"""Tables as plain dicts for the in-process batch step (streams/process.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from streams.process import TableWrite
+
+
+def store_writes(tables: dict[str, dict], writes: Iterable[TableWrite]) -> None:
+    """Apply a batch's table writes as the agent does; values go through JSON as a changelog
+    would carry them (None deletes the key)."""
+    for write in writes:
+        table = tables[write.table]
+        if write.value is None:
+            table.pop(write.key, None)
+        else:
+            table[write.key] = json.loads(json.dumps(write.value))
