@@ -32,7 +32,7 @@ from faust.streams import _current_event  # the event whose partition a table wr
 from streams.classify import Classified, classify_events, needs_classification
 from streams.dead_letter import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter_record, encode
 from streams.events import CanonicalEvent
-from streams.faust_tuning import set_fetch_max_wait
+from streams.faust_tuning import close_seek_gaps, set_fetch_max_wait
 from streams.flags import FlagPolicy
 from streams.metrics import DozorMetrics
 from streams.normalize import InvalidPayload
@@ -120,6 +120,7 @@ class DozorStreams:
     def _build_app(self) -> faust.App:
         c = self.config
         set_fetch_max_wait(c.fetch_max_wait)
+        close_seek_gaps()
         app = faust.App(
             c.app_id,
             broker=broker_url(c.bootstrap),

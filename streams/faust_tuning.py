@@ -1,10 +1,29 @@
-"""Consumer settings Faust does not expose.
+"""Two corrections to Faust's aiokafka consumer, applied by `streams.app` before the app starts.
 
-Faust builds its aiokafka consumer with `fetch_max_wait_ms=1500` hard-coded. Apache Kafka
-answers a fetch as soon as data is there, but some Kafka-protocol brokers (Tansu, the
-embedded broker of the demo and the tests) hold every fetch for the full wait, which caps
+**Fetch wait.** Faust builds its aiokafka consumer with `fetch_max_wait_ms=1500` hard-coded.
+Apache Kafka answers a fetch as soon as data is there, but some Kafka-protocol brokers (Tansu,
+the embedded broker of the demo and the tests) hold every fetch for the full wait, which caps
 each hop of the pipeline at one batch per 1.5 s. Dozor sets the wait from
-`DOZOR_CONSUMER_FETCH_MAX_WAIT_SECONDS` instead.
+`DOZOR_CONSUMER_FETCH_MAX_WAIT_SECONDS` instead (`set_fetch_max_wait`).
+
+**The seek after recovery** (faust-streaming issue #596, open). When a worker has recovered its
+tables, Faust resumes the input partitions, seeks them to their committed offsets, then clears
+every agent's queue and lets the fetcher go on. Records fetched before the clear are dropped and
+must be fetched again, which only the seek can bring about; two holes let some never come back:
+
+* the fetcher runs *during* the seek, so records it fetches after the new position is set are
+  cleared, and the position is already past them;
+* a partition with no committed offset yet (a new group, or one the group never committed on)
+  is not sought at all: aiokafka's `seek_to_committed` seeks only to offsets above 0 and leaves
+  the others where the fetcher took them.
+
+Either way the records are lost to that worker, and as Faust commits only a gap-free run of
+acked offsets, the partition is never committed again. Seen on the test broker as a restarted
+worker that had processed every event yet stayed "behind" by the records it had dropped.
+`close_seek_gaps` stops the flow of records for the seek (Faust resumes it after the clear)
+and seeks uncommitted input partitions to their beginning, the position
+`consumer_auto_offset_reset="earliest"` gave them, so the seek does what Faust expects of it:
+records handled before it are read again and recognised as repeats (streams/dedup.py).
 """
 
 from __future__ import annotations
@@ -30,3 +49,51 @@ def set_fetch_max_wait(seconds: float) -> None:
 
     _create_worker_consumer._dozor_patched = True
     thread_class._create_worker_consumer = _create_worker_consumer
+
+
+def uncommitted_inputs(committed, acks_enabled_for) -> list:
+    """The partitions of `committed` (partition → committed offset) that the seek must rewind:
+    acked input partitions that aiokafka's `seek_to_committed` does not seek, i.e. with no
+    committed offset (None, or negative as some brokers answer) or with 0. Changelog partitions
+    are not acked; Faust's recovery positions them itself."""
+    return sorted(
+        (tp for tp, offset in committed.items()
+         if (offset is None or offset <= 0) and acks_enabled_for(tp.topic)),
+        key=lambda tp: (tp.topic, tp.partition),
+    )
+
+
+def close_seek_gaps() -> None:
+    """Make Faust's seek to the committed offsets leave no record behind (module docstring;
+    faust-streaming#596). Idempotent. The rewind applies to `earliest` resets only."""
+    from faust.transport.consumer import Consumer
+
+    if getattr(Consumer.perform_seek, "_dozor_patched", False):
+        return
+    perform_seek = Consumer.perform_seek
+
+    async def perform_seek_without_flow(self):
+        # Recovery resumes the flow after it has cleared the queues. Consumer.getmany seeks
+        # when it finds the flow stopped, and must leave it to whoever stopped it: a seek of
+        # its that ends after the recovery's would otherwise stop the worker for good.
+        if self.flow_active:
+            self.stop_flow()
+        await perform_seek(self)
+
+    perform_seek_without_flow._dozor_patched = True
+    Consumer.perform_seek = perform_seek_without_flow
+
+    thread_class = faust_aiokafka.AIOKafkaConsumerThread
+    seek_to_committed = thread_class.seek_to_committed
+
+    async def seek_to_committed_or_beginning(self):
+        committed = await seek_to_committed(self)
+        app = self.consumer.app
+        if app.conf.consumer_auto_offset_reset != "earliest":
+            return committed
+        rewind = uncommitted_inputs(committed, app.topics.acks_enabled_for)
+        if rewind:
+            await self.call_thread(self._ensure_consumer().seek_to_beginning, *rewind)
+        return committed
+
+    thread_class.seek_to_committed = seek_to_committed_or_beginning

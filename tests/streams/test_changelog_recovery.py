@@ -28,10 +28,12 @@ pytestmark = pytest.mark.broker
 KEYS = 500
 
 
-def start(bootstrap: str, app: str, count_file: Path) -> subprocess.Popen:
+def start(bootstrap: str, app: str, count_file: Path,
+          extra: dict[str, str] | None = None) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOZOR_")}
     env.update(BOOTSTRAP=bootstrap, APP=app, COUNT_FILE=str(count_file), PYTHONUNBUFFERED="1")
     env.update(broker_settings())
+    env.update(extra or {})
     log = open(count_file.with_suffix(".log"), "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "tests.support.table_app", "worker", "-l", "warn"], cwd=REPO,

@@ -5,19 +5,51 @@ as a key of table `t`, filed in the changelog partition of its message as the Do
 does (streams/app.py, `in_event_context`). Once a second it writes the table's size to
 COUNT_FILE. Environment: BOOTSTRAP, APP, COUNT_FILE, DOZOR_PRODUCER_MAX_BATCH_BYTES (the
 worker's setting; unset = Faust's default 16384).
+
+For tests/streams/test_recovery_seek.py: WAIT_BEFORE_SEEK (seconds between Faust resuming the
+input partitions and its seek to the committed offsets), SEEK_DELAY (seconds the seek itself
+takes longer, as on a slow broker), BATCH_DELAY (seconds each batch of the agent takes) and
+SEEK_FIX=0 (leave out the worker's correction, streams/faust_tuning.py close_seek_gaps).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import weakref
 
 import faust
 from faust.streams import _current_event
 
-from streams.faust_tuning import set_fetch_max_wait
+from streams.faust_tuning import close_seek_gaps, set_fetch_max_wait
 
 set_fetch_max_wait(0.05)
+WAIT_BEFORE_SEEK = float(os.environ.get("WAIT_BEFORE_SEEK", "0"))
+SEEK_DELAY = float(os.environ.get("SEEK_DELAY", "0"))
+BATCH_DELAY = float(os.environ.get("BATCH_DELAY", "0"))
+if SEEK_DELAY:  # inside the correction: the broker's answer to the seek comes late
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    _seek_to_committed = AIOKafkaConsumerThread.seek_to_committed
+
+    async def slow_seek_to_committed(self):
+        await asyncio.sleep(SEEK_DELAY)
+        return await _seek_to_committed(self)
+
+    AIOKafkaConsumerThread.seek_to_committed = slow_seek_to_committed
+if os.environ.get("SEEK_FIX", "1") != "0":
+    close_seek_gaps()
+if WAIT_BEFORE_SEEK:  # outside it: the fetcher runs before the seek begins
+    from faust.transport.consumer import Consumer
+
+    _perform_seek = Consumer.perform_seek
+
+    async def late_perform_seek(self):
+        if self.flow_active:  # Recovery's seek; Consumer.getmany's comes with the flow stopped
+            await asyncio.sleep(WAIT_BEFORE_SEEK)
+        await _perform_seek(self)
+
+    Consumer.perform_seek = late_perform_seek
 app = faust.App(
     os.environ["APP"],
     broker=f"kafka://{os.environ['BOOTSTRAP']}",
@@ -41,6 +73,8 @@ async def store(stream):
         for event in events:
             _current_event.set(weakref.ref(event))
             table[event.value] = event.value
+        if BATCH_DELAY:
+            await asyncio.sleep(BATCH_DELAY)
 
 
 @app.timer(1.0)
