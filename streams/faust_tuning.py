@@ -20,8 +20,8 @@ must be fetched again, which only the seek can bring about; two holes let some n
 Either way the records are lost to that worker, and as Faust commits only a gap-free run of
 acked offsets, the partition is never committed again. Seen on the test broker as a restarted
 worker that had processed every event yet stayed "behind" by the records it had dropped.
-`close_seek_gaps` stops the flow of records for the seek (Faust resumes it after the clear)
-and seeks uncommitted input partitions to their beginning, the position
+`close_seek_gaps` makes Recovery's seek stop the flow of records (Faust resumes it after the
+clear) and seek uncommitted input partitions to their beginning, the position
 `consumer_auto_offset_reset="earliest"` gave them, so the seek does what Faust expects of it:
 records handled before it are read again and recognised as repeats (streams/dedup.py).
 """
@@ -64,36 +64,36 @@ def uncommitted_inputs(committed, acks_enabled_for) -> list:
 
 
 def close_seek_gaps() -> None:
-    """Make Faust's seek to the committed offsets leave no record behind (module docstring;
-    faust-streaming#596). Idempotent. The rewind applies to `earliest` resets only."""
-    from faust.transport.consumer import Consumer
+    """Make Faust's seek to the committed offsets after a recovery leave no record behind
+    (module docstring; faust-streaming#596). Idempotent."""
+    from faust.transport.consumer import Consumer, ensure_TP
 
     if getattr(Consumer.perform_seek, "_dozor_patched", False):
         return
     perform_seek = Consumer.perform_seek
 
-    async def perform_seek_without_flow(self):
-        # Recovery resumes the flow after it has cleared the queues. Consumer.getmany seeks
-        # when it finds the flow stopped, and must leave it to whoever stopped it: a seek of
-        # its that ends after the recovery's would otherwise stop the worker for good.
-        if self.flow_active:
-            self.stop_flow()
-        await perform_seek(self)
+    async def perform_seek_leaving_no_gap(self):
+        if not self.flow_active:
+            # Consumer.getmany seeks when it finds the flow stopped (a rebalance under way):
+            # Faust's own seek, as its end may fall in the next recovery.
+            await perform_seek(self)
+            return
+        # Recovery's seek: it resumes the flow once it has cleared the queues.
+        self.stop_flow()
+        committed = await self.seek_to_committed()
+        if self.app.conf.consumer_auto_offset_reset == "earliest":
+            rewind = uncommitted_inputs(committed, self.app.topics.acks_enabled_for)
+            if rewind:
+                await self._thread.seek_to_beginning(*rewind)
+        # the bookkeeping of Faust's Consumer.perform_seek (faust-streaming 0.15.3)
+        self._read_offset.update({
+            tp: offset if offset is not None and offset >= 0 else None
+            for tp, offset in committed.items()
+        })
+        self._committed_offset.update({
+            ensure_TP(tp): offset if offset else None
+            for tp, offset in committed.items() if offset is not None
+        })
 
-    perform_seek_without_flow._dozor_patched = True
-    Consumer.perform_seek = perform_seek_without_flow
-
-    thread_class = faust_aiokafka.AIOKafkaConsumerThread
-    seek_to_committed = thread_class.seek_to_committed
-
-    async def seek_to_committed_or_beginning(self):
-        committed = await seek_to_committed(self)
-        app = self.consumer.app
-        if app.conf.consumer_auto_offset_reset != "earliest":
-            return committed
-        rewind = uncommitted_inputs(committed, app.topics.acks_enabled_for)
-        if rewind:
-            await self.call_thread(self._ensure_consumer().seek_to_beginning, *rewind)
-        return committed
-
-    thread_class.seek_to_committed = seek_to_committed_or_beginning
+    perform_seek_leaving_no_gap._dozor_patched = True
+    Consumer.perform_seek = perform_seek_leaving_no_gap
