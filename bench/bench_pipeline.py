@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_pipeline.py [--events 2000] [--rate R | --rate R --duration S]
                                              [--variants batched,naive] [--model models/default]
+                                             [--pages N]
 
 Starts the embedded broker and, per variant, a fresh `dozor worker` (own topics, own data
 directory), then produces N VK comment events (the bundled sample's citizen comments, cycled
@@ -33,7 +34,14 @@ Figures per variant:
   last flag, so the worker serves no scrape while it works;
 * produce→flag latency p50 / p95 / p99 / max — per item, the flag's arrival at the bench's
   consumer minus the raw record's timestamp (its send time);
-* peak RSS — the worker's VmHWM from /proc/PID/status at the end (children added if any).
+* peak RSS — the worker's VmHWM from /proc/PID/status at the end (children added if any);
+* RSS over time — the worker's VmRSS, read from /proc every 10 s by the bench (no load on the
+  worker), reported as the highest reading of the run's first and last minutes and written out
+  in full to the JSON: a worker whose memory grows with the events it has seen shows it here.
+
+With --pages N the comments are spread over N pages (comment i on page i mod N, each page with
+its own registry entry, written to a temporary pages file for the worker), as a region's 1,670
+pages would send them; without it they go to the bundled sample's pages.
 
 Before the clock starts one warm-up comment goes through and its flag is awaited (the group
 has joined and the model has run once); it is not counted. Prints a markdown table and writes
@@ -53,6 +61,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -87,9 +96,14 @@ def sample_comments() -> list[dict]:
     return sample
 
 
-def comment_payloads(n: int, start: float, rate: float | None) -> list[tuple[str, bytes]]:
+PAGE_BASE = 3_000_000  # --pages: VK community ids 3,000,000 + j
+
+
+def comment_payloads(n: int, start: float, rate: float | None,
+                     pages: int | None = None) -> list[tuple[str, bytes]]:
     """N distinct wall_reply_new payloads built from the sample's citizen comments, as (item id,
-    payload); each comment is dated at its planned send time (`start` + i/rate)."""
+    payload); each comment is dated at its planned send time (`start` + i/rate). With `pages`,
+    comment i goes to community PAGE_BASE + i mod pages."""
     sample = sample_comments()
     out = []
     for i in range(n):
@@ -97,8 +111,24 @@ def comment_payloads(n: int, start: float, rate: float | None) -> list[tuple[str
         event["event_id"] = f"bench-{i}"
         event["object"]["id"] = 1_000_000 + i
         event["object"]["date"] = int(start + (i / rate if rate else 0.0))
+        if pages:
+            community = PAGE_BASE + i % pages
+            event["group_id"] = community
+            event["object"]["owner_id"] = -community
         out.append((str(event["object"]["id"]), json.dumps(event, ensure_ascii=False).encode()))
     return out
+
+
+def write_pages_file(path: Path, pages: int) -> Path:
+    """A registry of `pages` VK pages (communities PAGE_BASE + j) for the worker."""
+    lines = ["pages:"]
+    for j in range(pages):
+        lines += [f'  - page_id: "vk:-{PAGE_BASE + j}"', "    platform: vk",
+                  f'    name: "Страница {j + 1}"', '    municipality: "Бенчмарк"',
+                  '    category: "администрация"', "    answer_deadline_hours: 8",
+                  "    deadline_mode: working"]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
 
 
 def warmup_payload() -> tuple[str, bytes]:
@@ -151,6 +181,57 @@ def peak_rss_bytes(pid: int) -> int:
         total += hwm(p)
         todo.extend(children.get(p, []))
     return total
+
+
+def rss_bytes(pid: int) -> int:
+    """VmRSS (current resident set) of a process; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler:
+    """Reads a process's VmRSS every `every` seconds in a thread: [(seconds since start, MiB)]."""
+
+    def __init__(self, pid: int, every: float = 10.0) -> None:
+        import threading
+
+        self.pid, self.every = pid, every
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._t0 = time.monotonic()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((round(time.monotonic() - self._t0, 1),
+                                 round(rss_bytes(self.pid) / 2**20, 1)))
+            if self._stop.wait(self.every):
+                return
+
+    def start(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[tuple[float, float]]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
+
+
+def rss_summary(samples: list[tuple[float, float]], since: float, until: float) -> dict | None:
+    """Highest VmRSS (MiB) in the first and the last minute of [since, until] (sampler time)."""
+    inside = [(t, m) for t, m in samples if since <= t <= until and m > 0]
+    if not inside:
+        return None
+    first = [m for t, m in inside if t <= since + 60]
+    last = [m for t, m in inside if t >= until - 60]
+    return {"first_minute_max_mib": max(first), "last_minute_max_mib": max(last),
+            "samples": len(inside)}
 
 
 def percentile(sorted_values: list[float], q: float) -> float:
@@ -247,6 +328,7 @@ async def drive(bootstrap: str, prefix: str, items: list[tuple[str, bytes]], rat
             raise RuntimeError("the warm-up comment got no flag in 180 s") from None
 
         watch.expect(item for item, _ in items)
+        started_at = time.monotonic()
         sent: dict[str, float] = {}
         pending = []
         behind = 0.0  # the most the producer fell behind its schedule (s)
@@ -282,7 +364,8 @@ async def drive(bootstrap: str, prefix: str, items: list[tuple[str, bytes]], rat
     finally:
         await producer.stop()
         await watch.stop()
-    return {"sent": sent, "send_seconds": send_seconds, "behind": behind, "watch": watch}
+    return {"sent": sent, "send_seconds": send_seconds, "behind": behind, "watch": watch,
+            "started_at": started_at, "ended_at": time.monotonic()}
 
 
 #: Extra DOZOR_* settings for every worker of the run (--worker-setting KEY=VALUE).
@@ -330,7 +413,11 @@ def run_variant(bootstrap: str, model: str, items: list[tuple[str, bytes]], batc
                 if time.monotonic() > deadline:
                     raise RuntimeError("worker did not serve /metrics in 180 s") from None
                 time.sleep(0.5)
-        got = asyncio.run(drive(bootstrap, prefix, items, rate, timeout))
+        sampler = RssSampler(worker.pid).start()
+        try:
+            got = asyncio.run(drive(bootstrap, prefix, items, rate, timeout))
+        finally:
+            rss_series = sampler.stop()
         if worker.poll() is not None:
             raise RuntimeError(f"worker exited with {worker.returncode} during the run")
         # the one /metrics read of the run, after the last flag
@@ -383,8 +470,18 @@ def run_variant(bootstrap: str, model: str, items: list[tuple[str, bytes]], batc
         },
         "worker_metrics_at_end": {k: int(v) for k, v in end.items()},
         "peak_rss_mib": round(rss / 2**20, 1),
+        "rss_during_sends": rss_summary(rss_series, got["started_at"] - sampler._t0,
+                                        got["started_at"] - sampler._t0 + got["send_seconds"]),
+        "rss_series_mib": rss_series,
     }
     return result
+
+
+def rss_cell(result: dict) -> str:
+    during = result.get("rss_during_sends")
+    if not during:
+        return "–"
+    return f"{during['first_minute_max_mib']} → {during['last_minute_max_mib']}"
 
 
 def machine() -> dict:
@@ -423,6 +520,9 @@ def main() -> int:
     parser.add_argument("--worker-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a DOZOR_* setting for the workers of this run, e.g. "
                         "DOZOR_PRODUCER_LINGER_SECONDS=0.005 (repeatable; recorded in the JSON)")
+    parser.add_argument("--pages", type=int, default=None, metavar="N",
+                        help="spread the comments over N generated pages, each in the worker's "
+                        "registry (default: the bundled sample's pages)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "pipeline.json",
                         help="where to write the JSON results (default: "
                         "bench/results/pipeline.json)")
@@ -442,6 +542,12 @@ def main() -> int:
         parser.error("--events must be at least 2")
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be positive")
+    if args.pages is not None:
+        if args.pages < 1:
+            parser.error("--pages must be at least 1")
+        pages_file = write_pages_file(
+            Path(tempfile.mkdtemp(prefix="dozor-bench-")) / "pages.yaml", args.pages)
+        EXTRA_SETTINGS.setdefault("DOZOR_PAGES_FILE", str(pages_file))
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown or not variants:
@@ -456,7 +562,7 @@ def main() -> int:
             batch_size, label = VARIANTS[name]
             pace = f"at {args.rate:g}/s" if args.rate else "all at once"
             print(f"running {label}: {args.events} events {pace}…", file=sys.stderr, flush=True)
-            items = comment_payloads(args.events, time.time(), args.rate)
+            items = comment_payloads(args.events, time.time(), args.rate, args.pages)
             result = run_variant(broker.bootstrap, args.model, items, batch_size, args.rate,
                                  args.timeout)
             result = {"variant": label, **result}
@@ -471,15 +577,16 @@ def main() -> int:
           f"load at start {host['load_average_at_start'][0]}")
     print()
     print("| variant | events | produced at events/s | processed events/s | "
-          "produce→flag p50 / p95 / p99 / max s | flagged | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|")
+          "produce→flag p50 / p95 / p99 / max s | flagged | peak RSS MiB | "
+          "RSS first → last minute MiB |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         lat = r["latency_seconds"] or {}
         pace = (f"{r['rate_target']:g} (sent {r['rate_sent']})" if r["rate_target"]
                 else "all at once")
         print(f"| {r['variant']} | {r['events']} | {pace} | {r['events_per_second']} | "
               f"{lat.get('p50')} / {lat.get('p95')} / {lat.get('p99')} / {lat.get('max')} | "
-              f"{r['flagged']}/{r['events']} | {r['peak_rss_mib']} |")
+              f"{r['flagged']}/{r['events']} | {r['peak_rss_mib']} | {rss_cell(r)} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "command": command,
@@ -488,6 +595,7 @@ def main() -> int:
         "model": args.model,
         "events": args.events,
         "rate": args.rate,
+        "pages": args.pages,
         "worker_settings": EXTRA_SETTINGS,
         "results": results,
     }, indent=2, ensure_ascii=False) + "\n")
