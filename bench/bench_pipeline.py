@@ -155,18 +155,19 @@ def metrics(url: str, names: tuple[str, ...]) -> dict[str, float]:
     return out
 
 
+def status_bytes(pid: int, field: str) -> int:
+    """A size field of /proc/PID/status (VmHWM, VmRSS) in bytes; 0 once the process is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def peak_rss_bytes(pid: int) -> int:
     """VmHWM (peak resident set) of a process, plus that of its live descendants."""
-
-    def hwm(p: int) -> int:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
-
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -178,20 +179,9 @@ def peak_rss_bytes(pid: int) -> int:
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
-        total += hwm(p)
+        total += status_bytes(p, "VmHWM")
         todo.extend(children.get(p, []))
     return total
-
-
-def rss_bytes(pid: int) -> int:
-    """VmRSS (current resident set) of a process; 0 once it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 class RssSampler:
@@ -204,12 +194,12 @@ class RssSampler:
         self.samples: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self._t0 = time.monotonic()
+        self.t0 = time.monotonic()
 
     def _run(self) -> None:
         while True:
-            self.samples.append((round(time.monotonic() - self._t0, 1),
-                                 round(rss_bytes(self.pid) / 2**20, 1)))
+            self.samples.append((round(time.monotonic() - self.t0, 1),
+                                 round(status_bytes(self.pid, "VmRSS") / 2**20, 1)))
             if self._stop.wait(self.every):
                 return
 
@@ -470,8 +460,8 @@ def run_variant(bootstrap: str, model: str, items: list[tuple[str, bytes]], batc
         },
         "worker_metrics_at_end": {k: int(v) for k, v in end.items()},
         "peak_rss_mib": round(rss / 2**20, 1),
-        "rss_during_sends": rss_summary(rss_series, got["started_at"] - sampler._t0,
-                                        got["started_at"] - sampler._t0 + got["send_seconds"]),
+        "rss_during_sends": rss_summary(rss_series, got["started_at"] - sampler.t0,
+                                        got["started_at"] - sampler.t0 + got["send_seconds"]),
         "rss_series_mib": rss_series,
     }
     return result
