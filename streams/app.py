@@ -153,7 +153,9 @@ class DozorStreams:
         }
         self.dead_letters = app.topic(t.dead_letters, **raw)
         table = {"default": None, "key_type": str, "partitions": c.partitions}
-        self.page_table = app.Table("pages", **table)
+        # Page records are JSON bytes: Faust picks the raw codec for a bytes value type, so they
+        # go to the changelog (and come back from it) as they are.
+        self.page_table = app.Table("pages", **{**table, "value_type": bytes})
         self.seen = app.Table("seen", **table)
         self.clock_table = app.Table("clock", **table)
         # One count per raw topic: valid VK traffic must not hide a broken Telegram input.

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
+
+from streams.plain import known_fields, scalars_to_dict
 
 
 @dataclass(frozen=True)
@@ -33,15 +35,14 @@ class CanonicalEvent:
         return f"{self.page_id}:{self.kind}:{self.item_id}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return scalars_to_dict(self)
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), ensure_ascii=False).encode()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CanonicalEvent:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**known_fields(cls, data))
 
 
 def make_event_id(*parts: object) -> str:

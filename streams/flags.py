@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams.events import CanonicalEvent
 from streams.pages import Page
+from streams.plain import to_plain_dict
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Flag:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_plain_dict(self)
 
 
 def flag_id(page_id: str, item_id: str, reason: str) -> str:
@@ -150,7 +151,7 @@ class FlagUpdate:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_plain_dict(self)
 
 
 def update_id(flag_id_: str, kind: str, event_id: str) -> str:

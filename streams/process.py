@@ -78,8 +78,8 @@ class Send:
 
 @dataclass(frozen=True)
 class TableWrite:
-    """A table write for after the sends: `table` is "pages", "clock" or "seen"; a `value` of
-    None deletes the key; `ref` is the InputRecord.ref whose partition it belongs to."""
+    """A table write for after the sends: `table` is "pages" (JSON bytes), "clock" or "seen"; a
+    `value` of None deletes the key; `ref` is the InputRecord.ref whose partition it belongs to."""
 
     table: str
     key: str
@@ -178,7 +178,7 @@ class BatchStep:
                 self._tick(rec, rec.item, out, pending)
         # Pages first; the repeat rule does not rely on the order (streams/dedup.py).
         for page_id, (record, ref, at) in pending.dirty.items():
-            out.writes.append(TableWrite("pages", page_id, record.to_value(), ref))
+            out.writes.append(TableWrite("pages", page_id, record.to_json(), ref))
             out.views[page_id] = page_view(record, at)
         for partition, (now, ref) in pending.clocks.items():
             out.writes.append(TableWrite("clock", str(partition), now, ref))
@@ -334,7 +334,7 @@ class BatchStep:
         if record is None:
             value = self.tables.pages.get(page_id)
             if value is not None:
-                record = self.records[page_id] = PageRecord.from_value(value, self.tracking)
+                record = self.records[page_id] = PageRecord.from_json(value, self.tracking)
         return record
 
     def _record(self, page_id: str, partition: int) -> PageRecord:
@@ -349,8 +349,11 @@ class BatchStep:
         if partition in self.loaded_partitions:
             return
         for page_id, value in list(self.tables.pages.items()):
-            if value is not None and int(value["partition"]) == partition:
-                self._record(page_id, partition)
+            if page_id in self.records or value is None:
+                continue
+            record = PageRecord.from_json(value, self.tracking)
+            if record.partition == partition:
+                self.records[page_id] = record
         self.loaded_partitions.add(partition)
 
 

@@ -6,6 +6,7 @@ calls these functions with the page's events and the stream clock, and stores it
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -81,6 +82,15 @@ class PageRecord:
             value.get("source"),
             value.get("spike_item"),
         )
+
+    @classmethod
+    def from_json(cls, value: bytes | str, policy: TrackingPolicy) -> PageRecord:
+        return cls.from_value(json.loads(value), policy)
+
+    def to_json(self) -> bytes:
+        """The `pages` table value: compact JSON bytes (the table keeps bytes, not a dict tree:
+        a third of the memory, and nothing for Faust to serialise again)."""
+        return json.dumps(self.to_value(), ensure_ascii=False, separators=(",", ":")).encode()
 
     def to_value(self) -> dict[str, Any]:
         return {

@@ -32,9 +32,10 @@ Decisions, in short (the module's tests pin each of them):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from streams.plain import scalars_to_dict
 from streams.tracking.answers import is_answer
 from streams.tracking.effects import (
     Effect,
@@ -98,7 +99,7 @@ class SpikePolicy:
         return negative < self.min_negative / 2 or share < self.min_share / 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RememberedReply:
     """A page reply kept so that a question arriving after it can still be answered."""
 
@@ -131,7 +132,7 @@ class PageSnapshot:
     spike_active: bool
 
 
-@dataclass
+@dataclass(slots=True)
 class _WindowEntry:
     created_at: float
     negative: bool
@@ -332,7 +333,7 @@ class PageState:
             "last_post_at": self.last_post_at,
             "posts_total": self.posts_total,
             "recent_post_ids": list(self.recent_post_ids),
-            "remembered_replies": [asdict(r) for r in self.remembered_replies.values()],
+            "remembered_replies": [scalars_to_dict(r) for r in self.remembered_replies.values()],
             "deleted_items": [[k, t] for k, t in self.deleted_items.items()],
         }
 

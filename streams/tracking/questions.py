@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
+from streams.plain import known_fields, scalars_to_dict
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, slots=True)
 class TrackedQuestion:
     """One citizen comment classified as a question, and what became of it.
 
@@ -43,9 +45,8 @@ class TrackedQuestion:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return scalars_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrackedQuestion:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**known_fields(cls, data))

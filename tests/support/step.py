@@ -16,4 +16,5 @@ def store_writes(tables: dict[str, dict], writes: Iterable[TableWrite]) -> None:
         if write.value is None:
             table.pop(write.key, None)
         else:
-            table[write.key] = json.loads(json.dumps(write.value))
+            table[write.key] = (write.value if isinstance(write.value, bytes)  # pages: as stored
+                                else json.loads(json.dumps(write.value)))

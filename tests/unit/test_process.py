@@ -68,10 +68,10 @@ class Worker:
                               lambda: wall, clock_idle_seconds=30.0)
 
     def batch(self, records: list[InputRecord], store: bool = True):
-        before = json.dumps(self.tables, sort_keys=True)
+        before = json.dumps(self.tables, sort_keys=True, default=bytes.decode)
         classified = classify_events(self.step.to_classify(records), predict, labels_above)
         result = self.step.run(records, classified)
-        assert json.dumps(self.tables, sort_keys=True) == before, "the step wrote a table"
+        assert json.dumps(self.tables, sort_keys=True, default=bytes.decode) == before, "the step wrote a table"
         if store:
             store_writes(self.tables, result.writes)
             self.step.views.update(result.views)
@@ -111,7 +111,7 @@ def test_a_batch_sends_classified_comments_and_flags_and_stores_after():
     assert sent(result, FLAG_UPDATES) == []
     # writes: the page (with the newest applied message), then seen entries of events and flags
     assert [w.table for w in result.writes][0] == "pages"
-    page_value = worker.tables["pages"][PAGE.page_id]
+    page_value = json.loads(worker.tables["pages"][PAGE.page_id])
     assert page_value["applied"] == [0, 3] and page_value["source"] == "raw:0"
     assert worker.tables["seen"][QUESTION.event_id][1:] == [0, 1]
     assert f"flag:{flags[0]['flag_id']}" in worker.tables["seen"]
@@ -149,7 +149,7 @@ def test_seen_stored_but_the_page_write_lost_applies_the_message_again_without_a
     again = Worker(worker.tables).batch(batch)
     assert metric(again, "duplicates") == 0 and len(sent(again, CLASSIFIED)) == 2
     assert sent(again, FLAGS) == []  # the flag ids are remembered: sent before
-    assert worker.tables["pages"][PAGE.page_id]["applied"] == [0, 1]
+    assert json.loads(worker.tables["pages"][PAGE.page_id])["applied"] == [0, 1]
 
 
 def test_repeats_re_read_after_a_restart_move_the_clock():
@@ -332,7 +332,7 @@ def test_the_end_of_a_flagged_spike_episode_sends_spike_ended_for_its_flag():
     spike = worker.batch(records(*negatives))
     [flag] = sent(spike, FLAGS)
     assert flag["reason"] == "negative_spike"
-    assert worker.tables["pages"][PAGE.page_id]["spike_item"] == flag["item_id"]
+    assert json.loads(worker.tables["pages"][PAGE.page_id])["spike_item"] == flag["item_id"]
     calm = [comment(str(400 + i), start + 600 + i * 60, "Спасибо", author=f"8{i}")
             for i in range(10)]
     batch = records(*calm, start=3)
@@ -342,7 +342,7 @@ def test_the_end_of_a_flagged_spike_episode_sends_spike_ended_for_its_flag():
         "spike_ended", flag["flag_id"], flag["item_id"])
     assert update["details"]["negative_count"] == 3 and update["details"]["share"] < 0.25
     assert Worker(worker.tables).batch(batch).sends[-1].value == ended.sends[-1].value
-    assert worker.tables["pages"][PAGE.page_id]["spike_item"] is None
+    assert json.loads(worker.tables["pages"][PAGE.page_id])["spike_item"] is None
 
 
 def test_metric_changes_apply_to_the_registry():

@@ -129,7 +129,7 @@ def crash_run(seed: int, lose_writes: bool) -> list[dict]:
         committed = rng.randint(committed, stored)
     log.append((Tick(EXPECTED["end_at"], True), None))  # dozor replay --advance-clock-to
     Worker(tables).consume(log, committed, len(log), rng, flags)
-    counts = {page: value["counts"] for page, value in tables["pages"].items()}
+    counts = {page: json.loads(value)["counts"] for page, value in tables["pages"].items()}
     return [f for f in flags if f["reason"] in TRACKING], counts
 
 
