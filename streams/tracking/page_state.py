@@ -32,6 +32,7 @@ Decisions, in short (the module's tests pin each of them):
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -159,6 +160,10 @@ class PageState:
 
         self.questions: dict[str, TrackedQuestion] = {}
         self.window: dict[str, _WindowEntry] = {}
+        # The window's entries by time, (created_at, item_id), for pruning without a scan;
+        # pairs of entries replaced since are skipped. Negatives counted as entries change.
+        self._window_heap: list[tuple[float, str]] = []
+        self._window_negative = 0
         self.spike_active = False
         self.spike_started_at: float | None = None
         self.latest_event_at = 0.0
@@ -276,15 +281,20 @@ class PageState:
         dropped with a `QuestionExpired` effect.
         """
         effects: list[Effect] = []
-        for question in sorted(self.questions.values(), key=_question_order):
-            if question.is_open and not question.overdue_flagged and question.deadline_at <= now:
-                question = replace(question, overdue_flagged=True)
-                self.questions[question.item_id] = question
-                effects.append(QuestionOverdue(question, age_seconds=now - question.asked_at))
+        # Called for every event of the page: scan, and sort only what has something due.
+        due = [q for q in self.questions.values()
+               if q.deadline_at <= now and q.is_open and not q.overdue_flagged]
+        for question in sorted(due, key=_question_order):
+            question = replace(question, overdue_flagged=True)
+            self.questions[question.item_id] = question
+            effects.append(QuestionOverdue(question, age_seconds=now - question.asked_at))
 
         closed_cutoff = now - retention_seconds
         open_cutoff = now - open_retention_seconds
-        for question in sorted(self.questions.values(), key=_question_order):
+        old = [q for q in self.questions.values()  # a superset; the rules are applied below
+               if q.asked_at < open_cutoff
+               or (q.closed_at if q.closed_at is not None else q.asked_at) < closed_cutoff]
+        for question in sorted(old, key=_question_order):
             if question.is_open:
                 if question.asked_at < open_cutoff:
                     del self.questions[question.item_id]
@@ -349,7 +359,8 @@ class PageState:
         for raw in data["questions"]:
             question = TrackedQuestion.from_dict(raw)
             state.questions[question.item_id] = question
-        state.window = {k: _WindowEntry(float(t), bool(n)) for k, t, n in data["window"]}
+        for k, t, n in data["window"]:
+            state._window_put(k, _WindowEntry(float(t), bool(n)))
         state.spike_active = bool(data["spike_active"])
         state.spike_started_at = data["spike_started_at"]
         state.latest_event_at = float(data["latest_event_at"])
@@ -465,14 +476,14 @@ class PageState:
         policy = self.spike_policy
         window_end = self.latest_event_at
         window_start = window_end - policy.window_seconds
-        self.window = {k: e for k, e in self.window.items() if e.created_at > window_start}
+        self._window_prune(window_start)
         if event.created_at > window_start:
-            self.window[event.item_id] = _WindowEntry(event.created_at, is_negative)
+            self._window_put(event.item_id, _WindowEntry(event.created_at, is_negative))
         total = len(self.window)
-        negative_ids = [k for k, e in self.window.items() if e.negative]
-        negative = len(negative_ids)
+        negative = self._window_negative
         share = negative / total if total else 0.0
         if not self.spike_active and policy.starts(negative, total):
+            negative_ids = [k for k, e in self.window.items() if e.negative]
             self.spike_active = True
             self.spike_started_at = window_end
             return [
@@ -505,6 +516,25 @@ class PageState:
                 )
             ]
         return []
+
+
+    def _window_put(self, item_id: str, entry: _WindowEntry) -> None:
+        old = self.window.get(item_id)
+        if old is not None:
+            self._window_negative -= old.negative
+        self.window[item_id] = entry  # a replaced entry keeps its place (to_dict order)
+        self._window_negative += entry.negative
+        heapq.heappush(self._window_heap, (entry.created_at, item_id))
+
+    def _window_prune(self, window_start: float) -> None:
+        """Drop the entries dated at or before `window_start`: O(dropped · log n), no scan."""
+        heap = self._window_heap
+        while heap and heap[0][0] <= window_start:
+            created_at, item_id = heapq.heappop(heap)
+            entry = self.window.get(item_id)
+            if entry is not None and entry.created_at == created_at:
+                del self.window[item_id]
+                self._window_negative -= entry.negative
 
 
 def _question_order(question: TrackedQuestion) -> tuple[float, str]:

@@ -595,3 +595,35 @@ def test_apply_routes_by_kind_and_action():
     assert kinds(state.apply(q, is_question=True, deadline_at=DEADLINE)) == ["QuestionOpened"]
     (effect,) = state.apply(deleted(q), now=T0 + 99)
     assert isinstance(effect, QuestionDeleted) and effect.deleted_at == T0 + 99
+
+
+# --- the spike window kept by time, without a scan per comment ----------------------------
+
+
+def test_window_counts_match_a_rebuild_from_scratch_with_late_comments_edits_and_restarts():
+    """The window is pruned by a time heap and its negatives counted as entries change; after
+    every comment it must equal the rule applied from scratch to every comment so far (the
+    newest version of each item, dated after the window start), also across a to_dict
+    round trip (a worker restart) in the middle."""
+    import random
+
+    rng = random.Random(7)
+    policy = SpikePolicy(window_seconds=HOUR, min_negative=3, min_share=0.5)
+    state = PageState(PAGE, policy)
+    newest: dict[str, tuple[float, bool]] = {}
+    latest = 0.0
+    for i in range(400):
+        item = str(rng.randrange(60)) if rng.random() < 0.3 else f"n{i}"  # some are edits
+        at = T0 + i * 60 - (rng.random() < 0.2) * rng.uniform(0, 2 * HOUR)  # some are late
+        negative = rng.random() < 0.4
+        event = comment(item, at) if item not in newest else edited(comment(item, at), f"v{i}")
+        state.on_comment(event, is_question=False, is_negative=negative, deadline_at=at + HOUR)
+        latest = max(latest, at)
+        start = latest - HOUR
+        if at > start:
+            newest[item] = (at, negative)
+        newest = {k: v for k, v in newest.items() if v[0] > start}
+        assert {k: (e.created_at, e.negative) for k, e in state.window.items()} == newest
+        assert state._window_negative == sum(n for _, n in newest.values())
+        if i == 200:
+            state = roundtrip(state)
