@@ -9,6 +9,8 @@ it now and then). A tick now sweeps a page only as far as its own input has got.
 
 from __future__ import annotations
 
+import json
+
 from streams.classify import Classified
 from streams.pages import Page
 from streams.track import PageRecord, TrackingPolicy, apply_event, sweep, sweep_time
@@ -69,3 +71,10 @@ def test_an_answer_queued_in_a_slower_input_is_not_flagged_overdue():
     answered = [e for e in effects if isinstance(e, QuestionAnswered)]
     assert answered and answered[0].outcome == "answered_in_time"
     assert not any(isinstance(e, QuestionOverdue) for e in sweep(record, msk("2026-03-04 18:00")))
+
+
+def test_the_stored_json_is_the_record_value():
+    record = PageRecord.new("vk:-1", 2, POLICY)
+    record.applied, record.source = (2, 40), "dozor.raw.vk:3"
+    assert json.loads(record.to_json()) == record.to_value()
+    assert PageRecord.from_json(record.to_json(), POLICY).to_value() == record.to_value()
