@@ -35,6 +35,8 @@ Figures per variant:
 * produce→flag latency p50 / p95 / p99 / max — per item, the flag's arrival at the bench's
   consumer minus the raw record's timestamp (its send time);
 * peak RSS — the worker's VmHWM from /proc/PID/status at the end (children added if any);
+* time per batch in each stage of the worker's `process` agent (classify, step, publish and wait
+  for the acks, store), from its `dozor_batch_stage_seconds` histogram in that one read;
 * RSS over time — the worker's VmRSS, read from /proc every 10 s by the bench (no load on the
   worker), reported as the highest reading of the run's first and last minutes and written out
   in full to the JSON: a worker whose memory grows with the events it has seen shows it here.
@@ -153,6 +155,27 @@ def metrics(url: str, names: tuple[str, ...]) -> dict[str, float]:
             if s.name in out:
                 out[s.name] += s.value
     return out
+
+
+def stage_means(url: str) -> dict[str, dict[str, float]]:
+    """Per stage of the process agent (dozor_batch_stage_seconds): batches and mean ms."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "dozor_batch_stage_seconds_sum":
+                sums[s.labels["stage"]] = s.value
+            elif s.name == "dozor_batch_stage_seconds_count":
+                counts[s.labels["stage"]] = s.value
+    return {stage: {"batches": int(counts[stage]),
+                    "mean_ms": round(1000 * sums[stage] / counts[stage], 2)}
+            for stage in sums if counts.get(stage)}
 
 
 def status_bytes(pid: int, field: str) -> int:
@@ -413,6 +436,7 @@ def run_variant(bootstrap: str, model: str, items: list[tuple[str, bytes]], batc
         # the one /metrics read of the run, after the last flag
         end = metrics(url, ("dozor_comments_total", "dozor_flags_total",
                             "dozor_dead_letters_total"))
+        stages = stage_means(url)
         rss = peak_rss_bytes(worker.pid)
     finally:
         worker.terminate()
@@ -459,6 +483,7 @@ def run_variant(bootstrap: str, model: str, items: list[tuple[str, bytes]], batc
             "other_items": sorted(set(watch.per_item) - bench_items - {str(WARMUP_ID)})[:10],
         },
         "worker_metrics_at_end": {k: int(v) for k, v in end.items()},
+        "batch_stages": stages,
         "peak_rss_mib": round(rss / 2**20, 1),
         "rss_during_sends": rss_summary(rss_series, got["started_at"] - sampler.t0,
                                         got["started_at"] - sampler.t0 + got["send_seconds"]),
@@ -577,6 +602,10 @@ def main() -> int:
         print(f"| {r['variant']} | {r['events']} | {pace} | {r['events_per_second']} | "
               f"{lat.get('p50')} / {lat.get('p95')} / {lat.get('p99')} / {lat.get('max')} | "
               f"{r['flagged']}/{r['events']} | {r['peak_rss_mib']} | {rss_cell(r)} |")
+    print()
+    for r in results:  # where a batch's time goes (the worker's own histogram, read at the end)
+        stages = ", ".join(f"{k} {v['mean_ms']} ms" for k, v in r["batch_stages"].items())
+        print(f"{r['variant']}: mean per batch: {stages}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "command": command,

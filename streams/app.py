@@ -225,11 +225,20 @@ class DozorStreams:
     async def process_batch(self, batch: list[faust.types.EventT]) -> None:
         """Apply a batch, publish what it produced and wait for the acks, then store the state
         it changed: the delivery guarantee (docs/ARCHITECTURE.md, tests/unit/test_process.py)."""
+        stage = self.metrics.stage_seconds
+        t0 = time.perf_counter()
         records = [r for r in map(self._decode, batch) if r is not None]
         results = await self._classify(self.step.to_classify(records))
+        t1 = time.perf_counter()
         out = self.step.run(records, results)
+        t2 = time.perf_counter()
         await self._publish(out)
+        t3 = time.perf_counter()
         self._store(out)
+        t4 = time.perf_counter()
+        for name, seconds in (("classify", t1 - t0), ("step", t2 - t1), ("publish", t3 - t2),
+                              ("store", t4 - t3)):
+            stage.labels(stage=name).observe(seconds)
 
     def _decode(self, event) -> InputRecord | None:
         message = event.message

@@ -72,6 +72,12 @@ class DozorMetrics:
             "dozor_classifier_batch_seconds", "Wall time of one classifier batch.",
             buckets=BATCH_SECONDS_BUCKETS, registry=r,
         )
+        self.stage_seconds = Histogram(
+            "dozor_batch_stage_seconds",
+            "Wall time of one events batch in each stage of the process agent: classify, "
+            "step (tracking and flags), publish (send and wait for the acks), store.",
+            ["stage"], buckets=BATCH_SECONDS_BUCKETS, registry=r,
+        )
         self.batch_size = Histogram(
             "dozor_classifier_batch_size", "Texts per classifier batch.",
             buckets=BATCH_SIZE_BUCKETS, registry=r,
