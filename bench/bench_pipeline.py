@@ -535,6 +535,9 @@ def main() -> int:
     parser.add_argument("--worker-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a DOZOR_* setting for the workers of this run, e.g. "
                         "DOZOR_PRODUCER_LINGER_SECONDS=0.005 (repeatable; recorded in the JSON)")
+    parser.add_argument("--batch-size", type=int, default=64, metavar="N",
+                        help="events per batch of the batched variant (DOZOR_BATCH_SIZE; "
+                        "default 64); the naive variant always takes 1")
     parser.add_argument("--pages", type=int, default=None, metavar="N",
                         help="spread the comments over N generated pages, each in the worker's "
                         "registry (default: the bundled sample's pages)")
@@ -552,9 +555,13 @@ def main() -> int:
         key, sep, value = item.partition("=")
         if not sep or not key.startswith("DOZOR_"):
             parser.error(f"--worker-setting: expected DOZOR_NAME=VALUE, got {item!r}")
+        if key == "DOZOR_BATCH_SIZE":
+            parser.error("--worker-setting: use --batch-size (the naive variant keeps 1)")
         EXTRA_SETTINGS[key] = value
     if args.events < 2:
         parser.error("--events must be at least 2")
+    if args.batch_size < 1:
+        parser.error("--batch-size must be at least 1")
     if args.rate is not None and args.rate <= 0:
         parser.error("--rate must be positive")
     if args.pages is not None:
@@ -575,6 +582,8 @@ def main() -> int:
     with EmbeddedBroker() as broker:
         for name in variants:
             batch_size, label = VARIANTS[name]
+            if name == "batched" and args.batch_size != batch_size:
+                batch_size, label = args.batch_size, f"batched ({args.batch_size} / 50 ms)"
             pace = f"at {args.rate:g}/s" if args.rate else "all at once"
             print(f"running {label}: {args.events} events {pace}…", file=sys.stderr, flush=True)
             items = comment_payloads(args.events, time.time(), args.rate, args.pages)
