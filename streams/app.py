@@ -218,27 +218,48 @@ class DozorStreams:
     # --- agent: classify, flag, track -----------------------------------------------------------
 
     async def _process_agent(self, stream) -> None:
-        c = self.config
-        async for batch in stream.take_events(c.batch_size, within=c.batch_wait):
-            await self.process_batch(batch)
+        """Batches of the events topic, two in flight: batch N+1 is classified while batch N
+        publishes and stores (docs/ARCHITECTURE.md, "Where the worker's time goes").
 
-    async def process_batch(self, batch: list[faust.types.EventT]) -> None:
-        """Apply a batch, publish what it produced and wait for the acks, then store the state
-        it changed: the delivery guarantee (docs/ARCHITECTURE.md, tests/unit/test_process.py)."""
+        `take_events` acks a batch's events when this body returns, before batch N is stored;
+        each event's message gets one more reference here, so that ack does not make its
+        offset committable: `_finish` acks it again once the batch is stored. A batch's step
+        runs only after the previous batch is stored (its repeat check reads those writes).
+        """
+        c = self.config
+        inflight: asyncio.Task | None = None
+        try:
+            async for batch in stream.take_events(c.batch_size, within=c.batch_wait):
+                for event in batch:
+                    event.message.incref()
+                t0 = time.perf_counter()
+                records = [r for r in map(self._decode, batch) if r is not None]
+                results = await self._classify(self.step.to_classify(records))
+                self.metrics.stage_seconds.labels(stage="classify").observe(
+                    time.perf_counter() - t0)
+                if inflight is not None:
+                    await inflight  # batch N stored and acked; raises what it raised
+                t1 = time.perf_counter()
+                out = self.step.run(records, results)
+                self.metrics.stage_seconds.labels(stage="step").observe(time.perf_counter() - t1)
+                inflight = asyncio.ensure_future(self._finish(stream, batch, out))
+        finally:
+            if inflight is not None:
+                await inflight
+
+    async def _finish(self, stream, batch: list[faust.types.EventT], out: BatchResult) -> None:
+        """Publish a batch's outputs and wait for the acks, then store its table writes, then
+        make its input offsets committable: the delivery guarantee (docs/ARCHITECTURE.md,
+        tests/unit/test_process.py)."""
         stage = self.metrics.stage_seconds
         t0 = time.perf_counter()
-        records = [r for r in map(self._decode, batch) if r is not None]
-        results = await self._classify(self.step.to_classify(records))
-        t1 = time.perf_counter()
-        out = self.step.run(records, results)
-        t2 = time.perf_counter()
         await self._publish(out)
-        t3 = time.perf_counter()
+        t1 = time.perf_counter()
         self._store(out)
-        t4 = time.perf_counter()
-        for name, seconds in (("classify", t1 - t0), ("step", t2 - t1), ("publish", t3 - t2),
-                              ("store", t4 - t3)):
-            stage.labels(stage=name).observe(seconds)
+        stage.labels(stage="publish").observe(t1 - t0)
+        stage.labels(stage="store").observe(time.perf_counter() - t1)
+        for event in batch:
+            await stream.ack(event)
 
     def _decode(self, event) -> InputRecord | None:
         message = event.message
