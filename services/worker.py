@@ -72,8 +72,7 @@ def stream_config(settings: Settings, bootstrap: str) -> StreamConfig:
 def load_classifier(settings: Settings):
     from models.classifier import TextClassifier
 
-    return TextClassifier.load(
-        settings.model,
+    kwargs = dict(
         label_map=settings.label_map or None,
         thresholds=settings.thresholds or None,
         max_length=settings.max_text_length,
@@ -81,6 +80,12 @@ def load_classifier(settings: Settings):
         threads=settings.inference_threads,
         quantize=settings.quantize,
     )
+    if settings.classifier_process:
+        from models.child import ChildProcessClassifier
+        from services.broker import die_with_parent
+
+        return ChildProcessClassifier(on_start=die_with_parent, path=settings.model, **kwargs)
+    return TextClassifier.load(settings.model, **kwargs)
 
 
 def build_streams(

@@ -343,3 +343,6 @@ class DozorStreams:
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        close = getattr(self.classifier, "close", None)  # e.g. a child process to stop
+        if close is not None:
+            close()

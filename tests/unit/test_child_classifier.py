@@ -1,0 +1,26 @@
+"""DOZOR_CLASSIFIER_PROCESS: the model in a spawned child process gives what it gives in-process."""
+
+from __future__ import annotations
+
+import math
+
+from models.child import ChildProcessClassifier
+from models.classifier import TextClassifier
+
+TEXTS = ["Когда починят дорогу?", "Спасибо за работу", "Третью неделю не вывозят мусор", "ок"]
+
+
+def test_child_process_scores_labels_and_thresholds_match_in_process(tiny_model_dir):
+    kwargs = dict(thresholds={"toxic": 0.3}, batch_size=2, threads=1)
+    local = TextClassifier.load(tiny_model_dir, **kwargs)
+    child = ChildProcessClassifier(path=tiny_model_dir, **kwargs)
+    try:
+        assert child.labels == local.labels
+        assert child.thresholds == local.thresholds
+        got, want = child.predict(TEXTS), local.predict(TEXTS)
+        assert [sorted(g) for g in got] == [sorted(w) for w in want]
+        for g, w in zip(got, want):
+            assert all(math.isclose(g[k], w[k], abs_tol=1e-6) for k in w)
+            assert child.labels_above(g) == local.labels_above(w)
+    finally:
+        child.close()
