@@ -8,10 +8,14 @@ Thresholds and labels are read from the child once, so `labels_above` runs local
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 _MODEL: Any = None
 
@@ -39,17 +43,29 @@ class ChildProcessClassifier:
     def __init__(self, on_start: Callable[[], None] | None = None, **load_kwargs: Any) -> None:
         """`on_start`: a module-level function the child runs first (the worker passes one
         that ends the child when the worker dies, even by SIGKILL)."""
-        # spawn, not fork: the parent runs an event loop and threads that a fork would copy
-        self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_load, initargs=(load_kwargs, on_start))
+        self._initargs = (load_kwargs, on_start)
+        self.pool = self._start()
         self._labels, self.thresholds = self.pool.submit(_describe).result()
+
+    def _start(self) -> ProcessPoolExecutor:
+        # spawn, not fork: the parent runs an event loop and threads that a fork would copy
+        return ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_load, initargs=self._initargs)
 
     @property
     def labels(self) -> list[str]:
         return self._labels
 
     def predict(self, texts: list[str]) -> list[dict[str, float]]:
-        return self.pool.submit(_predict, list(texts)).result()
+        """Scores from the child; a child that died (killed, out of memory) is started again
+        once for this call, and the error is raised if the new one fails too."""
+        try:
+            return self.pool.submit(_predict, list(texts)).result()
+        except BrokenProcessPool:
+            log.error("the classifier's child process died; starting a new one")
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._start()
+            return self.pool.submit(_predict, list(texts)).result()
 
     def labels_above(self, scores: dict[str, float]) -> list[str]:
         from models.classifier import DEFAULT_THRESHOLD

@@ -517,7 +517,6 @@ class PageState:
             ]
         return []
 
-
     def _window_put(self, item_id: str, entry: _WindowEntry) -> None:
         old = self.window.get(item_id)
         if old is not None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
 
 from models.child import ChildProcessClassifier
 from models.classifier import TextClassifier
@@ -22,5 +24,18 @@ def test_child_process_scores_labels_and_thresholds_match_in_process(tiny_model_
         for g, w in zip(got, want):
             assert all(math.isclose(g[k], w[k], abs_tol=1e-6) for k in w)
             assert child.labels_above(g) == local.labels_above(w)
+    finally:
+        child.close()
+
+
+def test_a_child_that_died_is_started_again(tiny_model_dir):
+    child = ChildProcessClassifier(path=tiny_model_dir, threads=1)
+    try:
+        want = child.predict(TEXTS)
+        for process in list(child.pool._processes.values()):
+            os.kill(process.pid, signal.SIGKILL)  # out of memory, say
+            process.join(10)
+        got = child.predict(TEXTS)
+        assert all(math.isclose(g[k], w[k], abs_tol=1e-6) for g, w in zip(got, want) for k in w)
     finally:
         child.close()
