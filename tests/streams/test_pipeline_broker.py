@@ -36,9 +36,24 @@ def expected() -> dict:
     return json.loads((FIXTURES / "pipeline_expected.json").read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def replayed(kafka_bootstrap, oracle_model, expected, tmp_path_factory):
-    """Run one worker over the recorded fixture; collect what it produced."""
+def spawned_children(pid: int) -> list[int]:
+    """Processes started by `pid` through multiprocessing's spawn (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            status = (entry / "status").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if f"\nPPid:\t{pid}\n" in status and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(scope="module", params=["in-process", "child-process"])
+def replayed(request, kafka_bootstrap, oracle_model, expected, tmp_path_factory):
+    """Run one worker over the recorded fixture; collect what it produced. Twice: the model in
+    the worker's process, and in a child process (DOZOR_CLASSIFIER_PROCESS)."""
     import uuid
 
     from tests.support.worker import WorkerProcess, worker_environment
@@ -48,6 +63,7 @@ def replayed(kafka_bootstrap, oracle_model, expected, tmp_path_factory):
     prefix = f"p{uuid.uuid4().hex[:8]}"
     port = free_port()
     env = worker_environment(kafka_bootstrap, oracle_model, tmp / "data", prefix, port)
+    env["DOZOR_CLASSIFIER_PROCESS"] = str(request.param == "child-process").lower()
     worker = WorkerProcess(env=env, log_path=tmp / "worker.log", metrics_port=port).start()
     try:
         sent = replay_file(FIXTURES / "pipeline_events.jsonl", kafka_bootstrap, f"{prefix}.raw.vk")
@@ -71,6 +87,8 @@ def replayed(kafka_bootstrap, oracle_model, expected, tmp_path_factory):
             and t,
             timeout=30, message="comment counters",
         )
+        if request.param == "child-process":  # the setting took effect: the model runs there
+            assert spawned_children(worker.process.pid), "no classifier child process"
         yield {
             "sent": sent, "flags": flags, "classified": classified, "dead": dead,
             "metrics": metrics, "worker": worker, "prefix": prefix,
