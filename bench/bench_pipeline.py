@@ -141,38 +141,32 @@ def warmup_payload() -> tuple[str, bytes]:
     return str(WARMUP_ID), json.dumps(event, ensure_ascii=False).encode()
 
 
-def metrics(url: str, names: tuple[str, ...]) -> dict[str, float]:
-    """Sums of the named samples on a /metrics page (one scrape)."""
+def scrape(url: str) -> list:
+    """The samples of one /metrics read."""
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
 
     with urllib.request.urlopen(url, timeout=5) as response:
         text = response.read().decode()
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+def metric_sums(samples: list, names: tuple[str, ...]) -> dict[str, float]:
+    """Sums of the named samples."""
     out = dict.fromkeys(names, 0.0)
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name in out:
-                out[s.name] += s.value
+    for s in samples:
+        if s.name in out:
+            out[s.name] += s.value
     return out
 
 
-def stage_means(url: str) -> dict[str, dict[str, float]]:
+def stage_means(samples: list) -> dict[str, dict[str, float]]:
     """Per stage of the process agent (dozor_batch_stage_seconds): batches and mean ms."""
-    import urllib.request
-
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    sums: dict[str, float] = {}
-    counts: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "dozor_batch_stage_seconds_sum":
-                sums[s.labels["stage"]] = s.value
-            elif s.name == "dozor_batch_stage_seconds_count":
-                counts[s.labels["stage"]] = s.value
+    sums = {s.labels["stage"]: s.value for s in samples
+            if s.name == "dozor_batch_stage_seconds_sum"}
+    counts = {s.labels["stage"]: s.value for s in samples
+              if s.name == "dozor_batch_stage_seconds_count"}
     return {stage: {"batches": int(counts[stage]),
                     "mean_ms": round(1000 * sums[stage] / counts[stage], 2)}
             for stage in sums if counts.get(stage)}
@@ -378,7 +372,7 @@ async def drive(bootstrap: str, prefix: str, items: list[tuple[str, bytes]], rat
         await producer.stop()
         await watch.stop()
     return {"sent": sent, "send_seconds": send_seconds, "behind": behind, "watch": watch,
-            "started_at": started_at, "ended_at": time.monotonic()}
+            "started_at": started_at}
 
 
 #: Extra DOZOR_* settings for every worker of the run (--worker-setting KEY=VALUE).
@@ -418,7 +412,7 @@ def run_variant(bootstrap: str, model: str, items: list[tuple[str, bytes]], batc
         deadline = time.monotonic() + 180
         while True:  # the worker is up once it serves /metrics (it made its topics before)
             try:
-                metrics(url, ("dozor_events_total",))
+                scrape(url)
                 break
             except OSError:
                 if worker.poll() is not None:
@@ -434,9 +428,10 @@ def run_variant(bootstrap: str, model: str, items: list[tuple[str, bytes]], batc
         if worker.poll() is not None:
             raise RuntimeError(f"worker exited with {worker.returncode} during the run")
         # the one /metrics read of the run, after the last flag
-        end = metrics(url, ("dozor_comments_total", "dozor_flags_total",
-                            "dozor_dead_letters_total"))
-        stages = stage_means(url)
+        samples = scrape(url)
+        end = metric_sums(samples, ("dozor_comments_total", "dozor_flags_total",
+                                    "dozor_dead_letters_total"))
+        stages = stage_means(samples)
         rss = peak_rss_bytes(worker.pid)
     finally:
         worker.terminate()

@@ -68,10 +68,9 @@ class ChildProcessClassifier:
             return self.pool.submit(_predict, list(texts)).result()
 
     def labels_above(self, scores: dict[str, float]) -> list[str]:
-        from models.classifier import DEFAULT_THRESHOLD
+        from models.classifier import labels_reaching
 
-        return [label for label, p in sorted(scores.items())
-                if p >= self.thresholds.get(label, DEFAULT_THRESHOLD)]
+        return labels_reaching(scores, self.thresholds)
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -40,6 +40,12 @@ DOZOR_MODEL_FILE = "dozor.json"
 DEFAULT_THRESHOLD = 0.5
 
 
+def labels_reaching(scores: dict[str, float], thresholds: dict[str, float]) -> list[str]:
+    """The labels whose probability reaches its threshold (DEFAULT_THRESHOLD if none), sorted."""
+    return [label for label, p in sorted(scores.items())
+            if p >= thresholds.get(label, DEFAULT_THRESHOLD)]
+
+
 class ModelConfigError(ValueError):
     """The checkpoint cannot be used as it is; the message says what to configure."""
 
@@ -220,11 +226,7 @@ class TextClassifier:
 
     def labels_above(self, scores: dict[str, float]) -> list[str]:
         """The labels whose probability reaches their threshold."""
-        return [
-            label
-            for label, p in sorted(scores.items())
-            if p >= self.thresholds.get(label, DEFAULT_THRESHOLD)
-        ]
+        return labels_reaching(scores, self.thresholds)
 
     def close(self) -> None:
         """Release the model (lets a worker swap models without a restart)."""
