@@ -19,6 +19,7 @@ from transformers.utils import logging as transformers_logging
 
 import models.ngram_model  # noqa: F401  (registers the transformer + n-gram architecture with the Auto classes)
 from models.batching import map_batches
+from models.topic_head import TopicHead
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ class TextClassifier:
     batch_size: int = 64
     source: str = ""
     quantize: str = "none"  # how the linear layers run: none (float32) | int8
+    topic_head: TopicHead | None = None  # the folder's topics.json + topics.safetensors, if any
 
     @classmethod
     def load(
@@ -147,6 +149,8 @@ class TextClassifier:
         (see bench/bench_classifier.py for what it buys), `"none"` keeps float32, and None or
         `"auto"` does what the checkpoint's `dozor.json` says (`"quantize"`; float32 if absent).
         The model always runs in float32, also when its weights are stored in float16.
+        A topic head in the folder (`models.topic_head`, written by `dozor model train-topics`) is
+        loaded too: `predict_with_topics` then names each text's topic.
         int8 scores depend on which texts share a batch (one activation scale per batch), so a
         replayed text may score differently; float32 scores do not.
         """
@@ -177,7 +181,9 @@ class TextClassifier:
         merged = {label: DEFAULT_THRESHOLD for label in sorted(set(index_to_label.values()))}
         merged.update(stored.get("thresholds", {}))
         merged.update(thresholds or {})
-        log.info("loaded classifier %s labels=%s", source, sorted(merged))
+        topic_head = TopicHead.load(local, tokenizer) if local.is_dir() else None
+        log.info("loaded classifier %s labels=%s topics=%s", source, sorted(merged),
+                 len(topic_head.themes) if topic_head else "none")
         return cls(
             tokenizer=tokenizer,
             model=model,
@@ -188,12 +194,18 @@ class TextClassifier:
             batch_size=batch_size,
             source=source,
             quantize=quantize,
+            topic_head=topic_head,
         )
 
     @property
     def labels(self) -> list[str]:
         """The Dozor labels this model provides."""
         return sorted(set(self.index_to_label.values()))
+
+    @property
+    def topic_names(self) -> dict[str, str]:
+        """Theme key → Russian name of the topic head's themes; empty without a head."""
+        return {key: self.topic_head.names[key] for key in self.topic_head.themes} if self.topic_head else {}
 
     def encode(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
         """Texts → padded tensors, padded to the longest text of this batch only."""
@@ -217,10 +229,24 @@ class TextClassifier:
         Texts are sorted by length and cut into batches of `batch_size`, so each batch pads
         to similar lengths (dynamic padding); results return in the caller's order.
         """
+        return [scores for scores, _ in self._run(texts, topics=False)]
 
-        def run(chunk: list[str]) -> list[dict[str, float]]:
-            probabilities = self.forward(self.encode([text or " " for text in chunk])).tolist()
-            return [combine_scores(row, self.index_to_label, self.multi_label) for row in probabilities]
+    def predict_with_topics(self, texts: Sequence[str]) -> tuple[list[dict[str, float]], list[str | None]]:
+        """`predict`'s scores and, per text, its topic (a theme key of `topic_names`, or None: no
+        topic head, or no theme probable enough). One pass: the head reads the same token ids."""
+        rows = self._run(texts, topics=True)
+        return [scores for scores, _ in rows], [topic for _, topic in rows]
+
+    def _run(self, texts: Sequence[str], topics: bool) -> list[tuple[dict[str, float], str | None]]:
+        head = self.topic_head if topics else None
+
+        def run(chunk: list[str]) -> list[tuple[dict[str, float], str | None]]:
+            encoded = self.encode([text or " " for text in chunk])
+            probabilities = self.forward(encoded).tolist()
+            names = (head.topics(encoded["input_ids"], encoded.get("attention_mask")) if head is not None
+                     else [None] * len(chunk))
+            return [(combine_scores(row, self.index_to_label, self.multi_label), name)
+                    for row, name in zip(probabilities, names)]
 
         return map_batches(texts, self.batch_size, run, lengths=[len(text) for text in texts])
 
@@ -232,3 +258,4 @@ class TextClassifier:
         """Release the model (lets a worker swap models without a restart)."""
         self.model = None  # type: ignore[assignment]
         self.tokenizer = None
+        self.topic_head = None

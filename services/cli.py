@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify texts from a file or stdin, JSONL out",
         description="Read plain lines or JSONL objects with a `text` field; write one JSON "
         'object per input: {"text", "scores": {label: probability}, "labels": [labels above '
-        "threshold]}. Uses DOZOR_MODEL (default: the shipped model).",
+        'threshold], "topic": theme key or null}. The topic needs a topic head in the model '
+        "folder (`dozor model train-topics`). Uses DOZOR_MODEL (default: the shipped model).",
     )
     classify.add_argument("file", nargs="?", type=Path, default=None,
                           help="input file (default: stdin)")
@@ -228,9 +229,11 @@ def cmd_classify(args) -> int:
     batch: list[str] = []
 
     def flush() -> None:
-        for text, scores in zip(batch, classifier.predict(batch)):
+        results, topics = classifier.predict_with_topics(batch)
+        for text, scores, topic in zip(batch, results, topics):
             rounded = {k: round(v, 4) for k, v in sorted(scores.items())}
-            out = {"text": text, "scores": rounded, "labels": classifier.labels_above(scores)}
+            out = {"text": text, "scores": rounded, "labels": classifier.labels_above(scores),
+                   "topic": topic}
             sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         sys.stdout.flush()
         batch.clear()

@@ -41,12 +41,14 @@ def _labels_config(labels: list[str]) -> dict:
 
 
 def build_random_checkpoint(
-    path: Path, labels: tuple[str, ...] = ("question", "negative", "toxic"), seed: int = 0
+    path: Path, labels: tuple[str, ...] = ("question", "negative", "toxic"), seed: int = 0,
+    words: tuple[str, ...] = (),
 ) -> Path:
-    """A tiny random BERT (hidden 32, 1 layer) with a character WordPiece vocabulary."""
+    """A tiny random BERT (hidden 32, 1 layer) with a character WordPiece vocabulary, plus
+    `words` as whole tokens (so that token n-gram features, e.g. a topic head's, mean words)."""
     chars = sorted(set(RUSSIAN + RUSSIAN.upper() + string.ascii_letters + string.digits
                        + string.punctuation))
-    vocab = SPECIAL + chars + ["##" + c for c in chars]
+    vocab = SPECIAL + list(dict.fromkeys(words)) + chars + ["##" + c for c in chars]
     tokenizer = Tokenizer(WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
     tokenizer.normalizer = normalizers.NFC()
     tokenizer.pre_tokenizer = BertPreTokenizer()
@@ -72,8 +74,11 @@ def build_oracle_checkpoint(
     labels: tuple[str, ...] = ("question", "negative", "toxic"),
     default_probability: float = 0.001,
     thresholds: dict[str, float] | None = None,
+    topics: dict[str, str] | None = None,
 ) -> Path:
-    """A checkpoint answering `answers[text][label]` for known texts, ~0 for others."""
+    """A checkpoint answering `answers[text][label]` for known texts, ~0 for others; with
+    `topics` (text → theme key, texts among `answers`) also a topic head naming them (any
+    other text: no topic)."""
     n = len(labels)
     hidden = 2 * n + 2
     weight = 20.0  # classifier weight: logits up to ±~19 are reachable (tanh stays < 0.95)
@@ -138,7 +143,28 @@ def build_oracle_checkpoint(
     fast.save_pretrained(path)
     if thresholds:
         (path / "dozor.json").write_text(json.dumps({"thresholds": thresholds}))
+    if topics:
+        write_oracle_topics(path, fast, vocab, topics)
     return path
+
+
+def write_oracle_topics(path: Path, tokenizer, vocab: dict[str, int], topics: dict[str, str]) -> None:
+    """A topic head for the oracle's one-token texts: each listed text's token votes for its theme
+    (probability ~1); other texts have no feature, so every theme scores the same and, with at
+    least three themes, none reaches min_probability."""
+    from models.topic_head import TopicHead, tokenizer_fingerprint
+
+    themes = sorted(set(topics.values()) | {"other"})
+    while len(themes) < 3:
+        themes.append(f"unused{len(themes)}")
+    ids = sorted(vocab[text.strip()] for text in topics)
+    weight = torch.zeros(len(ids), len(themes))
+    for text, theme in topics.items():
+        weight[ids.index(vocab[text.strip()]), themes.index(theme)] = 20.0
+    head = TopicHead(themes=themes, names={t: f"тема {t}" for t in themes}, keys=torch.tensor(ids),
+                     idf=torch.ones(len(ids)), weight=weight, bias=torch.zeros(len(themes)),
+                     vocab_size=len(vocab), order=1, special_ids=(0, 1), min_probability=0.5)
+    head.save(path, tokenizer_fingerprint(tokenizer))
 
 
 def answers_from_labels(
