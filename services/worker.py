@@ -96,6 +96,7 @@ def build_streams(
     classifier = classifier or load_classifier(settings)
     metrics = DozorMetrics(registry)
     metrics.worker_info.labels(version=VERSION, model=str(settings.model)).set(1)
+    metrics.init_topics(classifier.topic_names)
     for page in pages:
         metrics.page_info.labels(
             page_id=page.page_id, platform=page.platform, name=page.name,

@@ -75,6 +75,9 @@ class Classifier(Protocol):
     """What the stream needs of a model (models.classifier.TextClassifier has it)."""
 
     def predict(self, texts: list[str]) -> list[dict[str, float]]: ...
+    def predict_with_topics(
+        self, texts: list[str]
+    ) -> tuple[list[dict[str, float]], list[str | None]]: ...
     def labels_above(self, scores: dict[str, float]) -> list[str]: ...
 
 
@@ -281,7 +284,7 @@ class DozorStreams:
         started = time.perf_counter()
         results = await loop.run_in_executor(
             self.executor, classify_events, events, self.classifier.predict,
-            self.classifier.labels_above,
+            self.classifier.labels_above, self.classifier.predict_with_topics,
         )
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
         self.metrics.batch_size.observe(len(results))

@@ -9,6 +9,8 @@ from typing import Any
 from streams.events import CanonicalEvent
 
 Predict = Callable[[list[str]], list[dict[str, float]]]
+#: Scores and, per text, its topic (a theme key, or None): models.classifier's predict_with_topics.
+PredictWithTopics = Callable[[list[str]], tuple[list[dict[str, float]], list[str | None]]]
 
 CLASSIFIED_ACTIONS = frozenset({"new", "edit", "restore"})
 
@@ -20,32 +22,43 @@ def needs_classification(event: CanonicalEvent) -> bool:
 
 @dataclass(frozen=True)
 class Classified:
-    """A comment with its probabilities and the labels above threshold."""
+    """A comment with its probabilities, the labels above threshold and its topic (a theme key
+    of the model's topic head, or None: no head, or no theme probable enough)."""
 
     event: CanonicalEvent
     scores: dict[str, float]
     labels: list[str]
+    topic: str | None = None
 
     def to_record(self) -> dict[str, Any]:
         """The `dozor.classified` message."""
-        return {**self.event.to_dict(), "scores": self.scores, "labels": self.labels}
+        return {**self.event.to_dict(), "scores": self.scores, "labels": self.labels,
+                "topic": self.topic}
 
 
 def classify_events(
     events: Sequence[CanonicalEvent],
     predict: Predict,
     labels_above: Callable[[dict[str, float]], list[str]],
+    predict_with_topics: PredictWithTopics | None = None,
 ) -> dict[str, Classified]:
     """Run the model once over the batch's comments; returns results by event id.
 
-    Events that need no model (posts, deletes) are absent from the result.
+    With `predict_with_topics` the model is run through it instead (scores and topics in one
+    pass); otherwise every topic is None. Events that need no model (posts, deletes) are
+    absent from the result.
     """
     todo = [event for event in events if needs_classification(event)]
     if not todo:
         return {}
-    scores = predict([event.text for event in todo])
-    if len(scores) != len(todo):
+    texts = [event.text for event in todo]
+    if predict_with_topics is not None:
+        scores, topics = predict_with_topics(texts)
+    else:
+        scores, topics = predict(texts), [None] * len(todo)
+    if len(scores) != len(todo) or len(topics) != len(todo):
         raise RuntimeError(f"classifier returned {len(scores)} results for {len(todo)} texts")
     return {
-        event.event_id: Classified(event, s, labels_above(s)) for event, s in zip(todo, scores)
+        event.event_id: Classified(event, s, labels_above(s), topic)
+        for event, s, topic in zip(todo, scores, topics)
     }

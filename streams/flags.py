@@ -42,6 +42,9 @@ class Flag:
     flagged_at: float
     scores: dict[str, float] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    #: What the comment is about (a theme key of the model's topic head), or None: no topic
+    #: head, no probable theme, or a flag that names no one comment (negative_spike).
+    topic: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain_dict(self)
@@ -80,6 +83,7 @@ def make_flag(
     flagged_at: float,
     scores: dict[str, float] | None = None,
     details: dict[str, Any] | None = None,
+    topic: str | None = None,
 ) -> Flag:
     """Build a flag for an item of a page, with its deterministic id."""
     return Flag(
@@ -98,13 +102,15 @@ def make_flag(
         flagged_at=flagged_at,
         scores=dict(scores or {}),
         details=dict(details or {}),
+        topic=topic,
     )
 
 
 def comment_flags(
-    event: CanonicalEvent, scores: dict[str, float], page: Page, policy: FlagPolicy
+    event: CanonicalEvent, scores: dict[str, float], page: Page, policy: FlagPolicy,
+    topic: str | None = None,
 ) -> list[Flag]:
-    """Flags for one classified comment."""
+    """Flags for one classified comment (`topic`: the comment's, carried by each flag)."""
     return [
         make_flag(
             reason,
@@ -118,6 +124,7 @@ def comment_flags(
             created_at=event.created_at,
             flagged_at=event.created_at,
             scores=scores,
+            topic=topic,
         )
         for reason in comment_flag_reasons(event, scores, policy)
     ]

@@ -51,6 +51,18 @@ class DozorMetrics:
         self.flags = Counter(
             "dozor_flags", "Flags sent to moderators.", ["page_id", "reason"], registry=r
         )
+        # At most pages x themes series (16 themes in the shipped model), created as comments
+        # arrive (not pre-initialised): only negative comments that got a topic count.
+        self.negative_comments_by_topic = Counter(
+            "dozor_negative_comments_by_topic",
+            "Classified comments above the negative threshold, by the topic the model gave them "
+            "(comments without a topic are not counted).",
+            ["page_id", "topic"], registry=r,
+        )
+        self.topic_info = Gauge(
+            "dozor_topic_info", "The model's topics (themes); always 1. Join on topic.",
+            ["topic", "name"], registry=r,
+        )
         self.dead_letters = Counter(
             "dozor_dead_letters", "Payloads sent to the dead-letter topic.", ["reason"],
             registry=r,
@@ -141,6 +153,11 @@ class DozorMetrics:
             if change.labels:
                 metric = metric.labels(**dict(change.labels))
             getattr(metric, change.op)(change.value)
+
+    def init_topics(self, names: dict[str, str]) -> None:
+        """Export the model's topics (theme key → Russian name) as `dozor_topic_info`."""
+        for topic, name in names.items():
+            self.topic_info.labels(topic=topic, name=name).set(1)
 
     def init_page(self, page_id: str, labels: list[str]) -> None:
         """Pre-initialise a page's series so rates start from zero, not from absence."""

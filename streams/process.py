@@ -220,11 +220,15 @@ class BatchStep:
             out.metric("comments", page_id=event.page_id)
             for label in classified.labels:
                 out.metric("comments_classified", page_id=event.page_id, label=label)
+            if classified.topic is not None and "negative" in classified.labels:
+                out.metric("negative_comments_by_topic", page_id=event.page_id,
+                           topic=classified.topic)
             out.sends.append(Send(
                 CLASSIFIED, event.page_id.encode(),
                 json.dumps(classified.to_record(), ensure_ascii=False).encode(),
             ))
-            flags.extend(comment_flags(event, classified.scores, page, self.flag_policy))
+            flags.extend(comment_flags(event, classified.scores, page, self.flag_policy,
+                                       classified.topic))
 
         record = self._record(event.page_id, partition)
         # Time has reached this event: deadlines before it have passed, whenever ticks ran.

@@ -129,6 +129,7 @@ def apply_event(
         is_negative="negative" in labels,
         deadline_at=deadline_at,
         now=now if event.action == "delete" else None,
+        topic=classified.topic if classified else None,
     )
     count_outcomes(record, effects)
     return effects
@@ -183,6 +184,7 @@ def effect_flags(effects: list[Effect], page: Page, now: float) -> list[Flag]:
                     link=effect.url,
                     created_at=effect.asked_at,
                     flagged_at=now,
+                    topic=effect.question.topic,
                     details={
                         "asked_at": effect.asked_at,
                         "deadline_at": effect.deadline_at,

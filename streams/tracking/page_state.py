@@ -182,6 +182,7 @@ class PageState:
         is_negative: bool = False,
         deadline_at: float = 0.0,
         now: float | None = None,
+        topic: str | None = None,
     ) -> list[Effect]:
         """Route any event of this page to `on_post`, `on_delete` or `on_comment`.
 
@@ -191,14 +192,15 @@ class PageState:
             return self.on_post(event)
         if event.action == "delete":
             return self.on_delete(event, now)
-        return self.on_comment(event, is_question, is_negative, deadline_at)
+        return self.on_comment(event, is_question, is_negative, deadline_at, topic)
 
     def on_comment(
-        self, event: Event, is_question: bool, is_negative: bool, deadline_at: float
+        self, event: Event, is_question: bool, is_negative: bool, deadline_at: float,
+        topic: str | None = None,
     ) -> list[Effect]:
         """A comment was written, edited or restored.
 
-        `is_question` / `is_negative` are the classifier's verdict on the current text;
+        `is_question` / `is_negative` / `topic` are the classifier's verdict on the current text;
         `deadline_at` is the answer deadline for a question asked at `event.created_at`
         (the caller computes it with the page's calendar). Both are ignored for the page's
         own comments, which can only answer questions.
@@ -217,7 +219,7 @@ class PageState:
             return []  # a late new/edit of a comment already deleted
         if event.by_page:
             return self._on_page_reply(event)
-        effects = self._track_question(event, is_question, deadline_at)
+        effects = self._track_question(event, is_question, deadline_at, topic)
         effects.extend(self._track_spike(event, is_negative))
         return effects
 
@@ -428,7 +430,9 @@ class PageState:
                 return [self._close_answered(question, reply)]
         return []
 
-    def _track_question(self, event: Event, is_question: bool, deadline_at: float) -> list[Effect]:
+    def _track_question(
+        self, event: Event, is_question: bool, deadline_at: float, topic: str | None = None
+    ) -> list[Effect]:
         known = self.questions.get(event.item_id)
         if known is None:
             if not is_question:
@@ -443,6 +447,7 @@ class PageState:
                 url=event.url,
                 asked_at=event.created_at,
                 deadline_at=deadline_at,
+                topic=topic,
             )
             self.questions[question.item_id] = question
             effects: list[Effect] = [QuestionOpened(question, reason=event.action)]
@@ -456,6 +461,7 @@ class PageState:
             text=event.text,
             is_question=is_question,
             deleted=False if event.action == "restore" else known.deleted,
+            topic=topic,
         )
         if updated == known:
             return []

@@ -32,6 +32,8 @@ class TrackedQuestion:
     answer_item_id: str | None = None
     overdue_flagged: bool = False
     closed_at: float | None = None
+    #: The topic the model gave the comment's current text (a theme key), or None.
+    topic: str | None = None
 
     @property
     def is_open(self) -> bool:

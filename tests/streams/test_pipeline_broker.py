@@ -21,13 +21,19 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "vk"
 pytestmark = pytest.mark.broker
 
 COMMENT_REASONS = {"toxic", "strongly_negative"}
+#: The oracle's topic head: these texts get a topic, every other text none.
+TOPICS = {
+    "Третий месяц без света на Полевой, всем плевать. Позор администрации!": "lighting",
+    "Опять дорогу до Заречья не почистили, сколько можно ждать": "roads",
+    "Когда вывезут мусор на Садовой улице?": "waste",
+}
 
 
 @pytest.fixture(scope="module")
 def oracle_model(tmp_path_factory) -> Path:
     labels = json.loads((FIXTURES / "pipeline_labels.json").read_text(encoding="utf-8"))
     return build_oracle_checkpoint(
-        tmp_path_factory.mktemp("oracle") / "m", answers_from_labels(labels)
+        tmp_path_factory.mktemp("oracle") / "m", answers_from_labels(labels), topics=TOPICS
     )
 
 
@@ -114,6 +120,26 @@ def test_classified_count_equals_comments(replayed, expected):
     record = replayed["classified"][0]
     assert set(record["scores"]) == {"question", "negative", "toxic"}
     assert isinstance(record["labels"], list)
+
+
+def test_topics_reach_classified_records_flags_and_metrics(replayed):
+    """Issue 21 through the real worker (and its child process): the model's topic head."""
+    by_text = {r["text"]: r["topic"] for r in replayed["classified"]}
+    assert {t: by_text[t] for t in TOPICS} == TOPICS
+    assert {r["topic"] for r in replayed["classified"] if r["text"] not in TOPICS} == {None}
+    flag_topics = {(f["page_id"], f["item_id"], f["reason"]): f["topic"] for f in replayed["flags"]}
+    assert flag_topics[("vk:-2200001", "7", "strongly_negative")] == "lighting"
+    assert flag_topics[("vk:-2200001", "8", "strongly_negative")] == "roads"
+    assert flag_topics[("vk:-2200001", "15", "toxic")] is None
+    want: dict[tuple, int] = {}
+    for r in replayed["classified"]:
+        if r["topic"] and "negative" in r["labels"]:
+            key = (("page_id", r["page_id"]), ("topic", r["topic"]))
+            want[key] = want.get(key, 0) + 1
+    counted = metric_samples(replayed["metrics"], "dozor_negative_comments_by_topic_total")
+    assert counted == want and set(dict(k)["topic"] for k in want) == {"lighting", "roads"}
+    info = metric_samples(replayed["metrics"], "dozor_topic_info")
+    assert info[(("name", "тема roads"), ("topic", "roads"))] == 1
 
 
 def test_malformed_lines_are_dead_lettered_with_reason_and_original_bytes(replayed, expected):

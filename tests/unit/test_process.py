@@ -58,18 +58,29 @@ def labels_above(scores):
     return [label for label, p in scores.items() if p >= 0.5]
 
 
+#: The oracle's topic head: a theme key by text; anything else has no topic.
+TOPICS = {"Когда починят дорогу?": "roads", "Всё ужасно": "zhkh_heat", "Плохо": "zhkh_heat"}
+
+
+def predict_with_topics(texts):
+    return predict(texts), [TOPICS.get(t) for t in texts]
+
+
 class Worker:
     """A step over `tables`, fed like the agent feeds it; `store=False` is a crash after the
-    sends were acknowledged and before the tables were written."""
+    sends were acknowledged and before the tables were written. `topics`: the model has a topic
+    head (the oracle's TOPICS)."""
 
-    def __init__(self, tables: dict | None = None, wall: float = WALL) -> None:
+    def __init__(self, tables: dict | None = None, wall: float = WALL, topics: bool = False) -> None:
         self.tables = tables if tables is not None else {"pages": {}, "seen": {}, "clock": {}}
         self.step = BatchStep(Tables(**self.tables), REGISTRY, POLICY, FlagPolicy(),
                               lambda: wall, clock_idle_seconds=30.0)
+        self.topics = topics
 
     def batch(self, records: list[InputRecord], store: bool = True):
         before = json.dumps(self.tables, sort_keys=True, default=bytes.decode)
-        classified = classify_events(self.step.to_classify(records), predict, labels_above)
+        classified = classify_events(self.step.to_classify(records), predict, labels_above,
+                                     predict_with_topics if self.topics else None)
         result = self.step.run(records, classified)
         assert json.dumps(self.tables, sort_keys=True, default=bytes.decode) == before, "the step wrote a table"
         if store:
@@ -357,6 +368,56 @@ def test_metric_changes_apply_to_the_registry():
         "dozor_flags_total", {"page_id": PAGE.page_id, "reason": "toxic"}) == 1
     assert registry.get_sample_value(
         "dozor_flag_updates_total", {"kind": "answered"}) == 0
+
+
+def test_topics_ride_on_classified_records_and_flags_and_count_negative_comments_by_page():
+    """Issue 21: each classified record and each flag of a comment carries the comment's topic;
+    dozor_negative_comments_by_topic counts negative comments with a topic, by page and topic."""
+    worker = Worker(topics=True)
+    heat = comment("104", msk("2026-03-04 10:07"), "Всё ужасно", author="610004")
+    mild = comment("105", msk("2026-03-04 10:08"), "Плохо", author="610005")
+    elsewhere = comment("201", msk("2026-03-04 10:09"), "Плохо", author="610006", page=OTHER.page_id)
+    result = worker.batch(records(QUESTION, TOXIC, NEUTRAL, heat, mild, elsewhere))
+    assert {c["item_id"]: c["topic"] for c in sent(result, CLASSIFIED)} == {
+        "101": "roads", "102": None, "103": None, "104": "zhkh_heat", "105": "zhkh_heat",
+        "201": "zhkh_heat"}
+    assert {(f["item_id"], f["reason"]): f["topic"] for f in sent(result, FLAGS)} == {
+        ("102", "toxic"): None, ("102", "strongly_negative"): None,
+        ("104", "strongly_negative"): "zhkh_heat",
+        ("spike:105", "negative_spike"): None}  # an episode of many comments: no one topic
+    # negative comments only (the question about roads is not negative), none without a topic
+    assert metric(result, "negative_comments_by_topic", page_id=PAGE.page_id, topic="zhkh_heat") == 2
+    assert metric(result, "negative_comments_by_topic", page_id=OTHER.page_id, topic="zhkh_heat") == 1
+    assert metric(result, "negative_comments_by_topic") == 3
+    registry = DozorMetrics(CollectorRegistry())
+    registry.apply(result.metrics)
+    assert registry.registry.get_sample_value(
+        "dozor_negative_comments_by_topic_total", {"page_id": PAGE.page_id, "topic": "zhkh_heat"}) == 2
+    assert registry.registry.get_sample_value(
+        "dozor_negative_comments_by_topic_total", {"page_id": PAGE.page_id, "topic": "roads"}) is None
+    # the question keeps its topic in the page state, to its overdue flag (and after a restart)
+    tick = Worker(worker.tables, topics=True).batch(
+        records(Tick(msk("2026-03-04 12:00"), force=True), start=6, source=None))
+    [overdue] = sent(tick, FLAGS)
+    assert (overdue["reason"], overdue["item_id"], overdue["topic"]) == ("unanswered_question", "101", "roads")
+
+
+def test_without_a_topic_head_records_and_flags_carry_no_topic_and_nothing_is_counted():
+    worker = Worker()
+    result = worker.batch(records(QUESTION, TOXIC, comment("104", msk("2026-03-04 10:07"), "Всё ужасно")))
+    assert [c["topic"] for c in sent(result, CLASSIFIED)] == [None, None, None]
+    assert all(f["topic"] is None for f in sent(result, FLAGS))
+    assert metric(result, "negative_comments_by_topic") == 0
+    tick = worker.batch(records(Tick(msk("2026-03-04 12:00"), force=True), start=3, source=None))
+    assert [f["topic"] for f in sent(tick, FLAGS)] == [None]
+
+
+def test_topic_info_names_the_models_topics():
+    metrics = DozorMetrics(CollectorRegistry())
+    metrics.init_topics({"roads": "Дороги", "waste": "Мусор и свалки"})
+    assert metrics.registry.get_sample_value("dozor_topic_info", {"topic": "roads", "name": "Дороги"}) == 1
+    metrics.init_topics({})  # a model without a topic head exports nothing more
+    assert len(list(metrics.topic_info.collect())[0].samples) == 2
 
 
 @pytest.mark.parametrize("item", [QUESTION, Tick(WALL)])
