@@ -220,6 +220,38 @@ def attention_table(grid) -> dict:
     return p
 
 
+# Negative comments over the dashboard's range by municipality and topic (the topic's Russian
+# name from the model's dozor_topic_info): issue 21. A comment without a topic is not counted.
+TOPICS_BY_MUNICIPALITY = (
+    "sum by (municipality, name) ("
+    "increase(dozor_negative_comments_by_topic_total[$__range])"
+    f" * on (page_id) group_left (municipality) {PAGE_INFO}"
+    " * on (topic) group_left (name) topic:dozor_topic_info:max)"
+)
+
+
+def topics_by_municipality(grid) -> dict:
+    p = panel(
+        "barchart", "Темы негативных комментариев по муниципалитетам",
+        [target(TOPICS_BY_MUNICIPALITY, table=True)], grid,
+        "Негативные комментарии жителей за выбранный период по темам, которые назвала модель "
+        "(16 тем ЦУР: дороги, ЖКХ, мусор…). Комментарии, в которых модель не нашла темы, "
+        "не учитываются; без тематической головы у модели панель пуста.",
+    )
+    p["transformations"] = [
+        {"id": "groupingToMatrix",
+         "options": {"columnField": "name", "rowField": "municipality", "valueField": "Value"}},
+    ]
+    p["fieldConfig"]["defaults"]["custom"] = {"fillOpacity": 80, "lineWidth": 0}
+    p["options"] = {
+        "orientation": "horizontal", "stacking": "normal", "showValue": "never",
+        "barWidth": 0.8, "groupWidth": 0.7, "xTickLabelRotation": 0,
+        "legend": {"showLegend": True, "displayMode": "list", "placement": "right"},
+        "tooltip": {"mode": "multi", "sort": "desc"},
+    }
+    return p
+
+
 def overview() -> dict:
     by_municipality = 'municipality=~"$municipality"'
     answered = 'outcome=~"answered_in_time|answered_late"'
@@ -275,6 +307,7 @@ def overview() -> dict:
                    ]), (0, 30, 24, 8), unit="s",
                    description="От вопроса жителя до ответа страницы, по всем страницам "
                                "(гистограмма не делится по муниципалитетам)."),
+        topics_by_municipality((0, 38, 24, 10)),
     ]
     return dashboard(
         "dozor-overview", "Дозор — Обзор",

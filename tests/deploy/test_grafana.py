@@ -130,3 +130,61 @@ def test_provisioning():
     for board in dashboards().values():
         ds = next(v for v in board["templating"]["list"] if v["name"] == "datasource")
         assert ds["current"]["value"] == "dozor-prometheus"
+
+
+TOPIC_PANEL = "Темы негативных комментариев по муниципалитетам"
+TOPIC_TESTS = DEPLOY / "prometheus" / "tests" / "dozor-topics.test.yml"
+
+
+def topic_panel_query(municipality: str) -> str:
+    """The panel's query as Grafana sends it: range 1h, the municipality variable set."""
+    board = dashboards()["dozor-overview.json"]
+    panel = next(p for p in board["panels"] if p["title"] == TOPIC_PANEL)
+    [query] = panel["targets"]
+    return query["expr"].replace("$__range", "1h").replace("$municipality", municipality)
+
+
+def test_overview_shows_negative_topics_by_municipality():
+    """Issue 21: the panel counts negative comments by municipality and topic name over the range."""
+    board = dashboards()["dozor-overview.json"]
+    panel = next(p for p in board["panels"] if p["title"] == TOPIC_PANEL)
+    [query] = panel["targets"]
+    assert query["format"] == "table" and query["instant"] is True
+    for part in ("sum by (municipality, name)", "increase(dozor_negative_comments_by_topic_total[$__range])",
+                 'page_id:dozor_page_info:max{municipality=~"$municipality"}', "topic:dozor_topic_info:max"):
+        assert part in query["expr"], part
+    [matrix] = panel["transformations"]
+    assert matrix["id"] == "groupingToMatrix"
+    assert matrix["options"] == {"columnField": "name", "rowField": "municipality", "valueField": "Value"}
+    assert not unknown_metrics(query["expr"])
+
+
+def test_topic_panel_query_on_promtool(tmp_path):
+    """The panel's own query, run by promtool on the series of dozor-topics.test.yml: one count
+    per municipality and topic name, a page exported by two workers counted once per worker's
+    increase, the municipality variable filtering."""
+    from tests.support.deploy import run_tool, tool
+
+    source = yaml.safe_load(TOPIC_TESTS.read_text(encoding="utf-8"))
+    case = source["tests"][0]
+    verbovsky, sosnovka = "Вербовский район", "Сосновское сельское поселение"
+    spec = {
+        "rule_files": [str(DEPLOY / "prometheus" / "rules" / "dozor-recording.yml")],
+        "evaluation_interval": "1m",
+        "tests": [{
+            "interval": case["interval"], "input_series": case["input_series"],
+            "promql_expr_test": [
+                {"expr": topic_panel_query(".*"), "eval_time": "30m", "exp_samples": [
+                    {"labels": f'{{municipality="{verbovsky}",name="Дороги"}}', "value": 30},
+                    {"labels": f'{{municipality="{verbovsky}",name="Мусор и свалки"}}', "value": 0},
+                    {"labels": f'{{municipality="{sosnovka}",name="Мусор и свалки"}}', "value": 60},
+                ]},
+                {"expr": topic_panel_query(sosnovka), "eval_time": "30m", "exp_samples": [
+                    {"labels": f'{{municipality="{sosnovka}",name="Мусор и свалки"}}', "value": 60},
+                ]},
+            ],
+        }],
+    }
+    path = tmp_path / "topics-panel.test.yml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    run_tool([tool("promtool"), "test", "rules", str(path)])
