@@ -2,6 +2,7 @@
 
     python -m models.in_domain.select draw            # writes models/in_domain/draw.csv (ids)
     python -m models.in_domain.select batch 3 --size 80   # prints batch 3 (id + text) to read
+    python -m models.in_domain.select batch 2 --size 120 --set train   # a training batch to read
 
 Nothing here assigns a label: the script picks messages by a seeded random draw and prints
 them; a person reads each one and writes its labels into labels.csv (guide: GUIDE.md).
@@ -16,6 +17,12 @@ Sources (../shared/data, never committed):
 
 Each drawn id gets its half (validation or test) here, once, before any model sees the set:
 a seeded shuffle within each source, half and half.
+
+The training draw (`python -m models.in_domain.training_draw`, train_draw.csv, labels in
+train_labels.csv; its batches: `batch N --set train`) is a second,
+separate seeded draw for training only: 720 appeals, none in draw.csv or in the held-out part of
+the topic split (topics.py), then 360 RuSentiment posts of the same organisation pool, none in
+draw.csv. No evaluation reads a training text.
 """
 
 from __future__ import annotations
@@ -32,7 +39,11 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DATA = REPO.parent / "shared" / "data"
 DRAW = HERE / "draw.csv"
+TRAIN_DRAW = HERE / "train_draw.csv"
 SEED = 20261206
+TRAIN_SEED = 20261207
+N_TRAIN_APPEALS = 720
+N_TRAIN_RUSENTIMENT = 360
 N_APPEALS = 440
 N_RUSENTIMENT = 200
 RUSENTIMENT_FILES = ("rusentiment_random_posts.csv", "rusentiment_preselected_posts.csv")
@@ -99,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     batch = sub.add_parser("batch", help="print one batch of drawn messages to read")
     batch.add_argument("number", type=int, help="batch number, from 0")
     batch.add_argument("--size", type=int, default=80)
+    batch.add_argument("--set", choices=("eval", "train"), default="eval",
+                       help="eval: draw.csv (default); train: train_draw.csv")
     args = parser.parse_args(argv)
     texts = read_sources()
     if args.command == "draw":
@@ -106,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         write_draw(rows)
         print(f"{len(rows)} ids written to {DRAW.relative_to(REPO)}")
         return 0
-    rows = read_draw()[args.number * args.size:(args.number + 1) * args.size]
+    drawn = read_draw(TRAIN_DRAW if args.set == "train" else DRAW)
+    rows = drawn[args.number * args.size:(args.number + 1) * args.size]
     for message_id, _half in rows:
         print(f"=== {message_id}\n{texts[message_id]}\n")
     return 0

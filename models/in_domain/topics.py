@@ -37,10 +37,16 @@ def read_topics(path: Path = HERE / "topics.yaml") -> tuple[dict[str, str], dict
 
 def appeal_splits(data: Path = DATA) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """(train, held_out): lists of (text, theme) of the appeals not in the in-domain draw."""
+    train, held_out = appeal_splits_with_ids(data)
+    return [(t, y) for _, t, y in train], [(t, y) for _, t, y in held_out]
+
+
+def appeal_splits_with_ids(data: Path = DATA) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    """(train, held_out): lists of (id, text, theme), the split of `appeal_splits`."""
     _, categories = read_topics()
     drawn = {i for i, _ in read_draw()}
     csv.field_size_limit(10**9)
-    by_theme: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    by_theme: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
     with open(data / "kursk_appeals" / "appeals.csv", encoding="utf-8", newline="") as f:
         for row in csv.DictReader(f):
             if f"kursk:{row['id']}" in drawn:
@@ -48,7 +54,7 @@ def appeal_splits(data: Path = DATA) -> tuple[list[tuple[str, str]], list[tuple[
             if row["category"] not in categories:
                 raise ValueError(f"category not in topics.yaml: {row['category']!r}")
             theme = categories[row["category"]]
-            by_theme[theme].append((appeal_text(row["text_html"]), theme))
+            by_theme[theme].append((f"kursk:{row['id']}", appeal_text(row["text_html"]), theme))
     rng = random.Random(SEED)
     train, held_out = [], []
     for theme in sorted(by_theme):
