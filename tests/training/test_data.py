@@ -143,3 +143,15 @@ def test_paired_bootstrap_interval_of_the_f1_difference():
     assert paired_bootstrap_f1_diff(gold, other, same) == [low, high]
     narrow = paired_bootstrap_f1_diff(gold, other, same, level=0.5)
     assert low < narrow[0] < narrow[1] < high
+
+
+def test_bootstrap_interval_of_one_models_f1():
+    from models.training.evaluate import f1_interval
+    from models.training.metrics import precision_recall_f1
+
+    gold = [1] * 100 + [0] * 300
+    predicted = [1] * 60 + [0] * 40 + [1] * 20 + [0] * 280
+    low, high = f1_interval(gold, predicted)
+    assert low < precision_recall_f1(gold, predicted)["f1"] < high
+    assert f1_interval(gold, gold) == [1.0, 1.0]  # perfect on every resample
+    assert f1_interval(gold * 10, predicted * 10)[1] - f1_interval(gold * 10, predicted * 10)[0] < high - low

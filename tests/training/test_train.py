@@ -189,3 +189,16 @@ def test_evaluate_writes_reports_with_baselines(trained, data_dir, tmp_path):
     assert all(0 < lo <= hi < 1 for lo, hi in shared["winning_thresholds"])
     markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     assert all(s["name"] in markdown for s in report["splits"])
+
+
+def test_evaluate_against_another_model_reports_its_f1_and_the_paired_difference(trained, plain, data_dir, tmp_path):
+    itself = evaluate(trained.path, tmp_path / "self", data_dir, seed=13, baselines=False, threads=1,
+                      against=trained.path)
+    for split in itself["splits"]:  # the same model: its F1, and a difference of exactly zero
+        assert split["against"]["f1"] == split["model"]["f1"] and split["against"]["f1_diff_ci95"] == [0.0, 0.0]
+        low, high = split["against"]["f1_ci95"]
+        assert low <= split["model"]["f1"] <= high
+    assert itself["not_worse_than_against"] and itself["within_against_f1_interval"]
+    other = evaluate(trained.path, tmp_path / "other", data_dir, seed=13, baselines=False, threads=1, against=plain)
+    assert any(s["against"]["f1"] != s["model"]["f1"] for s in other["splits"])
+    assert "Against `" in (tmp_path / "other" / "report.md").read_text(encoding="utf-8")
