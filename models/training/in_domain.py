@@ -79,6 +79,12 @@ def plain_bert(model_dir: str | Path):
     return model, tokenizer, labels
 
 
+def plain_bert_tokenizer(model_dir: str | Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(model_dir))
+
+
 def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | Path, *, epochs: int = 2,
                    public_sample: int | None = None, appeal_repeat: int = 4, learning_rate: float = 3e-4,
                    max_length: int = 128, validation_weight: int = 1, time_budget_minutes: float = 30.0,
@@ -151,7 +157,8 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
         "minutes": round((time.monotonic() - started) / 60, 1),
         "inference_max_length": INFERENCE_MAX_LENGTH,
     }
-    save_checkpoint(model, tokenizer, output_dir, thresholds, extra=summary, quantize=quantize)
+    # the starting tokenizer as it was loaded: training calls leave truncation / padding state in it
+    save_checkpoint(model, plain_bert_tokenizer(base_dir), output_dir, thresholds, extra=summary, quantize=quantize)
     return summary
 
 

@@ -83,6 +83,23 @@ def test_most_plain_complaints_are_negative(classifier):
     assert len(flagged) >= 6, f"only {len(flagged)} of {len(COMPLAINTS)} complaints flagged: {flagged}"
 
 
+FORMAL_COMPLAINTS = [  # written for this test in the calm register of appeals (not from any dataset)
+    "Прошу принять меры по уборке снега во дворе дома 5 по улице Садовой, третью неделю не чистят",
+    "Просим восстановить освещение у подъезда №2, фонарь не работает с октября",
+    "Прошу обязать управляющую компанию устранить протечку кровли над квартирой 14",
+    "Довожу до Вашего сведения, что контейнерная площадка на ул. Мира переполнена, вывоз не производится",
+    "Прошу организовать ремонт дорожного покрытия на участке от школы до остановки, образовались глубокие ямы",
+    "Обращаюсь по вопросу отсутствия горячего водоснабжения в доме 12 с 1 ноября",
+]
+
+
+def test_most_formal_complaints_are_negative(classifier):
+    # The register the in-domain tuning (model card, "In-domain evaluation") taught it: the model
+    # before it flagged 1 of these 6.
+    flagged = [text for text in FORMAL_COMPLAINTS if "negative" in _labels(classifier, text)]
+    assert len(flagged) >= 5, f"only {len(flagged)} of {len(FORMAL_COMPLAINTS)} formal complaints flagged: {flagged}"
+
+
 def test_plain_statement_is_not_question_or_toxic(classifier):
     labels = _labels(classifier, "Сегодня в парке прошёл праздник для детей")
     assert "question" not in labels and "toxic" not in labels
