@@ -75,12 +75,16 @@ COMPLAINTS = [
 ]
 
 
+def assert_most_negative(classifier, texts: list[str], at_least: int) -> None:
+    flagged = [text for text in texts if "negative" in _labels(classifier, text)]
+    assert len(flagged) >= at_least, f"only {len(flagged)} of {len(texts)} complaints flagged: {flagged}"
+
+
 def test_most_plain_complaints_are_negative(classifier):
     # A set, not one sentence: the hard-label model flagged 6 of these 8, the first distilled one 6, its
-    # BERT part alone 7, with the plain n-gram part 6, the shipped one 7 (it misses "Сколько можно обещать ...",
+    # BERT part alone 7, with the plain n-gram part 6, row 49 7 (it misses "Сколько можно обещать ...",
     # which it reads as a question).
-    flagged = [text for text in COMPLAINTS if "negative" in _labels(classifier, text)]
-    assert len(flagged) >= 6, f"only {len(flagged)} of {len(COMPLAINTS)} complaints flagged: {flagged}"
+    assert_most_negative(classifier, COMPLAINTS, 6)
 
 
 FORMAL_COMPLAINTS = [  # written for this test in the calm register of appeals (not from any dataset)
@@ -96,8 +100,7 @@ FORMAL_COMPLAINTS = [  # written for this test in the calm register of appeals (
 def test_most_formal_complaints_are_negative(classifier):
     # The register the in-domain tuning (model card, "In-domain evaluation") taught it: the model
     # before it flagged 1 of these 6.
-    flagged = [text for text in FORMAL_COMPLAINTS if "negative" in _labels(classifier, text)]
-    assert len(flagged) >= 5, f"only {len(flagged)} of {len(FORMAL_COMPLAINTS)} formal complaints flagged: {flagged}"
+    assert_most_negative(classifier, FORMAL_COMPLAINTS, 5)
 
 
 def test_plain_statement_is_not_question_or_toxic(classifier):
