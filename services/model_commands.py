@@ -281,7 +281,7 @@ def cmd_model_tune_in_domain(args) -> int:
                                  "appeal_repeat": args.repeat, "public_sample": args.public_sample}.items()
                if v is not None}
     summary = tune_in_domain(config, args.base_model, args.output, **options)
-    print(f"tuned {args.base_model} in {summary['minutes']} min on {summary['in_domain']['train_appeals']} in-domain rows "
+    print(f"tuned {args.base_model} in {summary['minutes']} min on {summary['in_domain']['train_rows']} in-domain rows "
           f"x {summary['in_domain']['appeal_repeat']} + {summary['in_domain']['public_sample']} public rows → {args.output}")
     print(f"thresholds: {summary['thresholds']}")
     print(f"score it: python -m models.in_domain.evaluate --model {args.output} --half validation")

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 def in_domain_corpus(config: TrainConfig, validation_weight: int = 1) -> tuple[Corpus, list[Example], dict]:
     """(corpus without the drawn texts and with the in-domain validation half appended
-    `validation_weight` times, the training appeals, counts)."""
+    `validation_weight` times, the labelled training rows, counts)."""
     from models.in_domain.data import drawn_keys, half_examples, train_examples, without_drawn
     from models.in_domain.select import read_sources
 
@@ -44,15 +44,15 @@ def in_domain_corpus(config: TrainConfig, validation_weight: int = 1) -> tuple[C
     corpus.train = without_drawn(corpus.train, keys)
     corpus.validation = without_drawn(corpus.validation, keys)
     validation_half = half_examples("validation", texts)
-    appeals = train_examples(texts)
+    rows = train_examples(texts)
     corpus.validation.extend(validation_half * max(1, validation_weight))
     counts = {"public_train_removed_as_drawn": before[0] - len(corpus.train),
               "public_validation_removed_as_drawn": before[1] - len(corpus.validation) + len(validation_half) * max(1, validation_weight),
               "in_domain_validation": len(validation_half), "validation_weight": validation_weight,
-              "train_appeals": len(appeals),
-              "train_appeals_positives": {label: sum(e.targets[label] for e in appeals)
+              "train_rows": len(rows),
+              "train_rows_positives": {label: sum(e.targets[label] for e in rows)
                                           for label in ("question", "negative", "toxic")}}
-    return corpus, appeals, counts
+    return corpus, rows, counts
 
 
 def plain_bert(model_dir: str | Path):
@@ -90,7 +90,7 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
                    max_length: int = 128, validation_weight: int = 1, time_budget_minutes: float = 30.0,
                    weak_questions: bool = True, in_domain_labels: tuple[str, ...] = (),
                    public_labels: tuple[str, ...] = (), keep_weight: float = 0.5) -> dict:
-    """Train ``base_dir``'s transformer further with the labelled appeals; n-gram part, mix and
+    """Train ``base_dir``'s transformer further with the labelled in-domain rows; n-gram part, mix and
     thresholds chosen again; written to ``output_dir``. Returns the summary (also saved).
 
     The defaults are the shipped model's recipe (model card, "What we tried"): every public
@@ -110,7 +110,7 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
     torch.set_num_threads(max(1, config.threads))
     set_seed(config.seed)
     started = time.monotonic()
-    corpus, appeals, counts = in_domain_corpus(config, validation_weight)
+    corpus, rows, counts = in_domain_corpus(config, validation_weight)
     model, tokenizer, labels = plain_bert(base_dir)
     if labels != list(config.labels):
         raise ValueError(f"{base_dir} has outputs {labels}, the config says {list(config.labels)}")
@@ -118,10 +118,10 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
     public = rng.sample(corpus.train, min(public_sample or len(corpus.train), len(corpus.train)))
     if not weak_questions:
         public = [without_weak_question(e) for e in public]
-    train = public + appeals * appeal_repeat
+    train = public + rows * appeal_repeat
     rng.shuffle(train)
-    log.info("in-domain tuning: %d public + %d appeals x %d; validation %d rows (%d in-domain x %d)",
-             len(public), len(appeals), appeal_repeat, len(corpus.validation), counts["in_domain_validation"],
+    log.info("in-domain tuning: %d public + %d labelled rows x %d; validation %d rows (%d in-domain x %d)",
+             len(public), len(rows), appeal_repeat, len(corpus.validation), counts["in_domain_validation"],
              validation_weight)
     soft = None
     if keep_weight > 0:
@@ -132,7 +132,7 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
         soft_targets=soft, distill_weight=keep_weight, questions_without_marks=config.questions_without_marks)
     # The n-gram part sees each labelled row once: repeated rows would pass every one of their
     # n-grams through the table's document-frequency cut (min_df 2) and grow the table by ~20 %.
-    ngram_train = Corpus(train=corpus.train + appeals, validation=corpus.validation)
+    ngram_train = Corpus(train=corpus.train + rows, validation=corpus.validation)
     if not weak_questions:
         ngram_train.train = [without_weak_question(e) for e in ngram_train.train]
     model, thresholds, report, ngram_report = with_ngram_part(config, model, tokenizer, ngram_train, thresholds, report)

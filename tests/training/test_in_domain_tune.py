@@ -54,7 +54,7 @@ def test_the_tuned_checkpoint_learns_the_labelled_rows_and_keeps_the_recipe(tune
 
     out, summary = tuned
     counts = summary["in_domain"]
-    assert counts["train_appeals"] == len(read_draw(TRAIN_DRAW))
+    assert counts["train_rows"] == len(read_draw(TRAIN_DRAW))
     assert counts["in_domain_validation"] == sum(h == "validation" for _, h in read_draw(DRAW))
     assert counts["public_sample"] == 300 and counts["keep_weight"] == 0.5
     stored = json.loads((out / "dozor.json").read_text(encoding="utf-8"))
