@@ -100,6 +100,8 @@ class Item(Base):
     flagged_at: Mapped[float] = mapped_column(Double)
     scores: Mapped[dict] = mapped_column(JsonType)
     details: Mapped[dict] = mapped_column(JsonType)
+    # the theme key of the flagged text (streams/flags.py `topic`), null: none (migration 0002)
+    topic: Mapped[str | None] = mapped_column(String(40), nullable=True)
     deadline_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     status: Mapped[str] = mapped_column(String(20))
     resolution: Mapped[str | None] = mapped_column(String(30), nullable=True)

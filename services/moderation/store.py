@@ -136,6 +136,7 @@ class ItemDetail:
     resolved_at: float | None
     updated_at: float
     ingested_at: float
+    topic: str | None = None
     assignee_login: str | None = None
     assignee_name: str | None = None
     overdue: bool = False
@@ -238,6 +239,15 @@ def _text(value) -> str:
     return str(value).replace("\x00", "")
 
 
+def _topic(value) -> str | None:
+    """The flag's theme key (``roads``, ``waste``, …); None when absent, null or not a short
+    string (an older worker sends no ``topic``)."""
+    if not isinstance(value, str):
+        return None
+    value = _text(value).strip()
+    return value if value and len(value) <= 40 else None
+
+
 def item_row(record: dict, now: float) -> dict:
     """A flag record (streams/flags.py Flag.to_dict) → an items row. Raises KeyError /
     ValueError / TypeError for a record that is not a flag."""
@@ -274,6 +284,7 @@ def item_row(record: dict, now: float) -> dict:
         "scores": scores,
         "details": details,
         "deadline_at": _float_or_none(details.get("deadline_at")),
+        "topic": _topic(record.get("topic")),
         "status": "new",
         "resolution": None,
         "assignee_id": None,

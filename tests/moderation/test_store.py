@@ -61,6 +61,28 @@ def test_flag_fields_are_stored_as_sent(store, make_user, make_flag):
     assert item.deadline_at == START - 60
     assert item.status == "new" and item.overdue
     assert item.ingested_at == START
+    assert item.topic is None  # make_flag sends no topic, as workers before it did
+
+
+def test_the_flags_topic_is_kept_and_an_edit_does_not_change_it(store, make_user, make_flag):
+    roads = make_flag("toxic", topic="roads")
+    none = make_flag("strongly_negative", topic=None)
+    old = make_flag("toxic")  # a record of an older worker: no topic field at all
+    assert "topic" not in old
+    odd = make_flag("toxic", topic=["roads"])  # not a theme key: stored as none
+    assert store.upsert_flags([roads, none, old, odd]) == 4
+    viewer = make_user("operator")
+    topics = {i.flag_id: i.topic for i in store.list_items(viewer, ItemFilter()).items}
+    assert topics == {roads["flag_id"]: "roads", none["flag_id"]: None, old["flag_id"]: None,
+                      odd["flag_id"]: None}
+    store.apply_updates([update(roads, "edited", text="про мусор", scores={"toxic": 0.95}),
+                         update(none, "edited", text="про дороги", scores={"negative": 0.9})])
+    edited = store.get_item(viewer, roads["flag_id"])
+    assert (edited.text, edited.edited, edited.topic) == ("про мусор", True, "roads")
+    assert store.get_item(viewer, none["flag_id"]).topic is None
+    # a redelivered flag with another topic changes nothing either
+    assert store.upsert_flags([dict(roads, topic="waste")]) == 0
+    assert store.get_item(viewer, roads["flag_id"]).topic == "roads"
 
 
 # ------------------------------------------------------------------ workflow and audit

@@ -120,7 +120,7 @@ def test_users_revoke_token(cli_env, capsys):
 def test_migrate_and_downgrade_commands(cli_env, capsys):
     assert current(cli_env) is None
     assert run(["moderation", "migrate"]) == 0
-    assert current(cli_env) == "0001"
+    assert current(cli_env) == "0002"
     assert run(["moderation", "migrate", "--downgrade", "base"]) == 0
     assert current(cli_env) is None
     assert "пусто (base)" in capsys.readouterr().out
