@@ -13,6 +13,8 @@ from sqlalchemy import event
 
 from services.moderation.store import ItemFilter
 from services.moderation.web.queries import read_queue
+from services.moderation.web.views import read_topic_names
+from services.settings import DEFAULT_MODEL_DIR as MODEL_DIR
 
 from tests.support.moderation import START
 from tests.support.moderation_web import CALENDAR, make_client, password_of, sign_in
@@ -27,19 +29,29 @@ def flag_ids_in(html: str) -> list[str]:
     return re.findall(r'data-flag-id="([^"]+)"', html)
 
 
+def topic_cells(html: str) -> dict[str, str]:
+    """flag id → the text of its row's «Тема» cell."""
+    rows = re.findall(r'data-flag-id="([^"]+)".*?<td class="topic[^"]*"[^>]*>([^<]*)</td>', html, re.S)
+    return dict(rows)
+
+
 # ------------------------------------------------------------------ the queue page
 
 
 def test_the_queue_shows_overdue_questions_first_then_the_oldest(store, make_user, make_flag):
-    old = make_flag("toxic", created_at=START - 5 * 3600)
-    young = make_flag("strongly_negative", created_at=START - 600)
+    old = make_flag("toxic", created_at=START - 5 * 3600, topic="roads")
+    young = make_flag("strongly_negative", created_at=START - 600, topic="unknown_theme")
     overdue = make_flag("unanswered_question", created_at=START - 3600, deadline_at=START - 60)
     not_due = make_flag("unanswered_question", created_at=START - 7200, deadline_at=START + 3600)
     store.upsert_flags([old, young, overdue, not_due])
     user = make_user("operator")
-    client = make_client(store)
+    client = make_client(store, topic_names=read_topic_names(MODEL_DIR))
     sign_in(client, user.login, password_of(user))
     page = client.get("/")
+    # the «Тема» column: the model's Russian name, the key when the model has no name, «—»
+    assert "<th>Тема</th>" in page.text
+    assert topic_cells(page.text) == {old["flag_id"]: "Дороги", young["flag_id"]: "unknown_theme",
+                                      overdue["flag_id"]: "—", not_due["flag_id"]: "—"}
     assert flag_ids_in(page.text)[1:] == [
         overdue["flag_id"], old["flag_id"], not_due["flag_id"], young["flag_id"]][1:]
     assert flag_ids_in(page.text)[0] == overdue["flag_id"]
@@ -400,7 +412,7 @@ def test_logout_ends_the_session(store, make_user):
 
 
 def test_api_items_detail_and_workflow(store, make_user, make_flag):
-    flags = [make_flag("toxic", municipality="Ухта") for _ in range(3)]
+    flags = [make_flag("toxic", municipality="Ухта", topic="waste") for _ in range(3)]
     other = make_flag("toxic", municipality="Сыктывкар")
     store.upsert_flags(flags + [other])
     user = make_user("municipal", municipalities=["Ухта"])
@@ -415,6 +427,7 @@ def test_api_items_detail_and_workflow(store, make_user, make_flag):
     assert listed["total"] == 3 and len(listed["items"]) == 2
     assert listed["counts"]["municipality"] == {"Ухта": 3}
     assert listed["items"][0]["reason_name"] == "токсичный комментарий"
+    assert listed["items"][0]["topic"] == "waste"
     rest = client.get("/api/v1/items", headers=auth, params={"limit": 2, "offset": 2}).json()
     assert {i["flag_id"] for i in listed["items"] + rest["items"]} == {f["flag_id"] for f in flags}
 
@@ -436,6 +449,7 @@ def test_api_items_detail_and_workflow(store, make_user, make_flag):
     detail = client.get(f"/api/v1/items/{fid}", headers=auth).json()
     assert detail["history"][-1]["action"] == "model_error"
     assert detail["thread"] == []
+    assert detail["topic"] == "waste"
     resolved_list = client.get("/api/v1/items", headers=auth, params={"status": "resolved"}).json()
     assert [i["flag_id"] for i in resolved_list["items"]] == [fid]
 
@@ -458,6 +472,7 @@ def test_openapi_schema_and_docs_are_served(store, make_user):
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     item = schema["components"]["schemas"]["ItemOut"]["properties"]
     assert item["status"]["enum"] == ["new", "in_progress", "resolved"]
+    assert "topic" in schema["components"]["schemas"]["ItemOut"]["required"]
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200 and "/api/v1/items/{flag_id}/resolve" in docs.text
     assert "cdn" not in docs.text.lower()
@@ -478,3 +493,23 @@ def test_api_filters_match_the_store(store, make_user, make_flag):
     expected = store.list_items(user, ItemFilter(status="open", reason="toxic"))
     by_reason = client.get("/api/v1/items", headers=auth, params={"reason": "toxic"}).json()
     assert by_reason["total"] == expected.total == 1
+
+
+def test_topic_names_come_from_the_model_folder_of_the_settings(tmp_path):
+    from types import SimpleNamespace
+
+    from services.moderation.web.context import WebConfig
+
+    def settings(model):
+        return SimpleNamespace(model=str(model), moderation_cookie_secure=True,
+                               moderation_session_hours=12.0,
+                               moderation_login_attempts_per_minute=5,
+                               working_calendar=lambda: CALENDAR)
+
+    names = WebConfig.from_settings(settings(MODEL_DIR)).topic_names
+    assert names["roads"] == "Дороги" and names["waste"] == "Мусор и свалки"
+    # no topics.json (a model without a topic head, a hub id): no names, the keys are shown
+    assert WebConfig.from_settings(settings(tmp_path)).topic_names == {}
+    assert WebConfig.from_settings(settings("cointegrated/rubert-tiny2")).topic_names == {}
+    (tmp_path / "topics.json").write_text("not json", encoding="utf-8")
+    assert read_topic_names(tmp_path) == {}

@@ -23,6 +23,8 @@ from selenium.webdriver.common.keys import Keys
 
 from services.broker import free_port
 from services.moderation.store import ItemFilter
+from services.moderation.web.views import read_topic_names
+from services.settings import DEFAULT_MODEL_DIR
 from tests.support.observe import wait_for
 
 from tests.support.artifacts import artifacts_dir, keep
@@ -109,7 +111,7 @@ def seed(store, make_flag):
                          author_id="1311",
                          deadline_at=START - 1800, scores={"question": 0.93, "negative": 0.41},
                          text_="Когда отремонтируют дорогу на Октябрьской? Уже третий год ямы.",
-                         **ukhta)
+                         topic="roads", **ukhta)
     toxic = make_flag("toxic", item_id="312", created_at=START - 4 * 3600, author_id="1312",
                       scores={"toxic": 0.88, "negative": 0.8, "question": 0.05},
                       text_="<script>alert(1)</script> Опять всё сделали через одно место!",
@@ -149,7 +151,7 @@ def test_a_municipal_moderator_works_the_queue_in_chromium(pg_store, make_flag, 
     syk = store.add_user("syk", "municipal", "пароль-syk", municipalities=["Сыктывкар"])
 
     question, toxic, negative, spike, theirs = seed(store, make_flag)
-    app = make_app(store, poll_seconds=1.0)
+    app = make_app(store, poll_seconds=1.0, topic_names=read_topic_names(DEFAULT_MODEL_DIR))
     driver = chromium()
     try:
         with LiveServer(app) as server:
@@ -160,6 +162,11 @@ def test_a_municipal_moderator_works_the_queue_in_chromium(pg_store, make_flag, 
             assert row_ids(driver) == [question["flag_id"], toxic["flag_id"],
                                        negative["flag_id"], spike["flag_id"]]
             assert "Сыктывкар" not in driver.page_source
+            # the «Тема» column: the model's name of the question's theme, «—» without one
+            def topic_of(flag):
+                return driver.find_element(
+                    By.CSS_SELECTOR, f'tr[data-flag-id="{flag["flag_id"]}"] td.topic').text
+            assert (topic_of(question), topic_of(toxic)) == ("Дороги", "—")
             assert driver.find_elements(By.CSS_SELECTOR, f'tr[data-flag-id="{question["flag_id"]}"].overdue')
             # the comment's markup is text on the page, not an element
             assert "<script>alert(1)</script> Опять" in driver.find_element(By.ID, "queue").text

@@ -33,16 +33,22 @@ class WebConfig:
     #: facet counts may lag the list by this much (0: counted on every request)
     facet_cache_seconds: float = 5.0
     clock: Callable[[], float] | None = None
+    #: theme key → Russian name for the queue's «Тема» column (empty: the keys are shown)
+    topic_names: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> WebConfig:
         """The web part of `services.settings.Settings`."""
+        from .views import read_topic_names
+
         calendar = settings.working_calendar()
         values = dict(
             cookie_secure=settings.moderation_cookie_secure,
             session_hours=settings.moderation_session_hours,
             login_attempts_per_minute=settings.moderation_login_attempts_per_minute,
             calendar=calendar,
+            # the names of the worker's model (settings.model, topics.json), if it is a folder
+            topic_names=read_topic_names(settings.model),
         )
         values.update(overrides)
         return cls(**values)

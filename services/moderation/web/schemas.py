@@ -68,6 +68,7 @@ class ItemOut(BaseModel):
     flagged_at: float
     scores: dict[str, float]
     details: dict[str, Any]
+    topic: str | None = Field(description="Тема (ключ темы модели: roads, waste, …) или null")
     deadline_at: float | None
     overdue: bool = Field(description="Срок ответа прошёл, а вопрос не решён")
     status: Status

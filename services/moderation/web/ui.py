@@ -197,7 +197,7 @@ def queue_context(c: WebContext, session: SessionInfo, params, *, with_facets: b
     result = queue.page
     now = c.clock()
     calendar = c.config.calendar
-    rows = [views.queue_row(item, now, calendar) for item in result.items]
+    rows = [views.queue_row(item, now, calendar, c.config.topic_names) for item in result.items]
     pages = max(1, math.ceil(result.total / size))
     query = {k: v for k, v in current.items() if v and not (k == "status" and v == "open")}
 

@@ -6,8 +6,10 @@ without HTTP.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from streams.tracking.calendar import WorkingCalendar, working_seconds_between
 
@@ -52,6 +54,31 @@ AGE_FILTERS: dict[str, tuple[str, float | None, float | None]] = {
     "gt24h": ("старше суток", 86400.0, None),
     "gt72h": ("старше 3 суток", 3 * 86400.0, None),
 }
+
+#: What the «Тема» column shows for an item without a topic.
+NO_TOPIC = "—"
+
+
+def read_topic_names(model: str | Path | None) -> dict[str, str]:
+    """Theme key → Russian name from the model folder's ``topics.json`` (``themes``); empty
+    when the folder has none (no topic head, a hub id, unreadable): the queue then shows the
+    keys themselves."""
+    if not model:
+        return {}
+    try:
+        themes = json.loads((Path(model) / "topics.json").read_text(encoding="utf-8"))["themes"]
+    except (OSError, ValueError, TypeError, KeyError):
+        return {}
+    if not isinstance(themes, dict):
+        return {}
+    return {str(k): str(v) for k, v in themes.items()}
+
+
+def topic_name(topic: str | None, names: dict[str, str]) -> str:
+    """The Russian name of a theme key (the key itself when unknown), «—» for none."""
+    if not topic:
+        return NO_TOPIC
+    return names.get(topic, topic)
 
 
 def sentence(message: object) -> str:
@@ -150,8 +177,10 @@ def short_text(text: str, limit: int = 180) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def queue_row(item, now: float, calendar: WorkingCalendar) -> dict:
-    """An item (store.ItemDetail) as one row of the queue table."""
+def queue_row(item, now: float, calendar: WorkingCalendar,
+              topic_names: dict[str, str] | None = None) -> dict:
+    """An item (store.ItemDetail) as one row of the queue table; ``topic_names``: theme key →
+    Russian name (``read_topic_names``)."""
     deadline = deadline_view(item.deadline_at, now, calendar, resolved=item.status == "resolved")
     if item.deadline_at is None:
         deadline_short = "—"
@@ -167,6 +196,8 @@ def queue_row(item, now: float, calendar: WorkingCalendar) -> dict:
         "flag_id": item.flag_id,
         "reason": item.reason,
         "reason_name": label(REASONS, item.reason),
+        "topic": item.topic,
+        "topic_name": topic_name(item.topic, topic_names or {}),
         "page_name": item.page_name,
         "municipality": item.municipality,
         "text_short": short_text(item.text),
