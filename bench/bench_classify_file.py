@@ -33,12 +33,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import html
 import json
 import os
 import platform
 import random
-import re
 import statistics
 import subprocess
 import sys
@@ -53,6 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_classifier import percentile, synthetic_texts  # noqa: E402  (same synthetic fallback)
 
+from models.in_domain.select import appeal_text  # noqa: E402  (the appeals as the labelled set reads them)
+
 #: default shares of the mix: short tweets, VK posts/comments, long appeals
 DEFAULT_MIX = {"tweets": 0.45, "vk": 0.30, "appeals": 0.25}
 MAX_CHARS = 600
@@ -65,7 +65,6 @@ VARIANTS = {
 }
 VARIANT_KEYS = ("DOZOR_QUANTIZE", "DOZOR_INFERENCE_THREADS", "DOZOR_BATCH_SIZE", "DOZOR_MAX_TEXT_LENGTH",
                 "DOZOR_CLASSIFIER_PROCESS")
-TAG = re.compile(r"<[^>]+>")
 
 
 def progress(message: str) -> None:
@@ -73,12 +72,6 @@ def progress(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------ texts
-
-def appeal_text(text_html: str) -> str:
-    """As models/in_domain/select.py appeal_text: tags stripped, entities unescaped, spaces collapsed."""
-    text = html.unescape(TAG.sub(" ", text_html.replace("<br>", "\n")))
-    return re.sub(r"[ \t\xa0]+", " ", text).strip()
-
 
 def cut_at_word(text: str, limit: int = MAX_CHARS) -> str:
     """At most `limit` characters, cut at the last whitespace before the limit (if any)."""

@@ -25,7 +25,8 @@ SOURCE_TRAIN = "in_domain_train"  # Example.source of the labelled training rows
 SOURCE_VALIDATION = "in_domain"  # Example.source of the validation half
 
 
-def read_labels(path: Path) -> dict[str, dict[str, int]]:
+def read_labels(path: Path = HERE / "labels.csv") -> dict[str, dict[str, int]]:
+    """Labels by id of labels.csv (the evaluation set) or of another labels file."""
     with open(path, encoding="utf-8", newline="") as f:
         return {r["id"]: {label: int(r[label]) for label in LABELS} for r in csv.DictReader(f)}
 
@@ -51,7 +52,7 @@ def half_examples(half: str, texts: dict[str, str] | None = None, data_dir: Path
         raise ValueError(f"half must be validation or test, not {half!r}")
     texts = texts if texts is not None else read_sources(data_dir)
     ids = [i for i, h in read_draw(DRAW) if h == half]
-    return _examples(ids, read_labels(HERE / "labels.csv"), texts, SOURCE_VALIDATION, "labels.csv")
+    return _examples(ids, read_labels(), texts, SOURCE_VALIDATION, "labels.csv")
 
 
 def drawn_keys(texts: dict[str, str] | None = None, data_dir: Path = DATA) -> set[str]:

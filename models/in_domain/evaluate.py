@@ -16,24 +16,18 @@ The test half is for final figures: read it once a model is chosen, never to cho
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
 from pathlib import Path
 
-from models.in_domain.select import DATA, HERE, read_draw, read_sources
+from models.in_domain.data import LABELS, read_labels
+from models.in_domain.select import DATA, read_draw, read_sources
 from models.training.evaluate import paired_bootstrap_f1_diff
 from models.training.metrics import precision_recall_f1, roc_auc
 
 log = logging.getLogger(__name__)
-LABELS = ("question", "negative", "toxic")
 GROUPS = {"kursk": ("kursk:",), "rusentiment": ("rusentiment:",), "all": ("kursk:", "rusentiment:")}
-
-
-def read_labels(path: Path = HERE / "labels.csv") -> dict[str, dict[str, int]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        return {r["id"]: {label: int(r[label]) for label in LABELS} for r in csv.DictReader(f)}
 
 
 def bootstrap_interval(gold: list[int], predicted: list[int], metric: str, resamples: int = 2000,

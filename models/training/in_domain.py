@@ -34,24 +34,21 @@ log = logging.getLogger(__name__)
 def in_domain_corpus(config: TrainConfig, validation_weight: int = 1) -> tuple[Corpus, list[Example], dict]:
     """(corpus without the drawn texts and with the in-domain validation half appended
     `validation_weight` times, the labelled training rows, counts)."""
-    from models.in_domain.data import drawn_keys, half_examples, train_examples, without_drawn
+    from models.in_domain.data import LABELS, drawn_keys, half_examples, train_examples, without_drawn
     from models.in_domain.select import read_sources
 
     corpus = config.corpus()
     texts = read_sources(Path(config.resolved_data_dir()))
     keys = drawn_keys(texts)
-    before = (len(corpus.train), len(corpus.validation))
-    corpus.train = without_drawn(corpus.train, keys)
-    corpus.validation = without_drawn(corpus.validation, keys)
+    train, validation = without_drawn(corpus.train, keys), without_drawn(corpus.validation, keys)
+    counts = {"public_train_removed_as_drawn": len(corpus.train) - len(train),
+              "public_validation_removed_as_drawn": len(corpus.validation) - len(validation)}
     validation_half = half_examples("validation", texts)
     rows = train_examples(texts)
-    corpus.validation.extend(validation_half * max(1, validation_weight))
-    counts = {"public_train_removed_as_drawn": before[0] - len(corpus.train),
-              "public_validation_removed_as_drawn": before[1] - len(corpus.validation) + len(validation_half) * max(1, validation_weight),
-              "in_domain_validation": len(validation_half), "validation_weight": validation_weight,
-              "train_rows": len(rows),
-              "train_rows_positives": {label: sum(e.targets[label] for e in rows)
-                                          for label in ("question", "negative", "toxic")}}
+    corpus.train, corpus.validation = train, validation + validation_half * max(1, validation_weight)
+    counts |= {"in_domain_validation": len(validation_half), "validation_weight": validation_weight,
+               "train_rows": len(rows),
+               "train_rows_positives": {label: sum(e.targets[label] for e in rows) for label in LABELS}}
     return corpus, rows, counts
 
 
@@ -79,12 +76,6 @@ def plain_bert(model_dir: str | Path):
     return model, tokenizer, labels
 
 
-def plain_bert_tokenizer(model_dir: str | Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(str(model_dir))
-
-
 def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | Path, *, epochs: int = 2,
                    public_sample: int | None = None, appeal_repeat: int = 4, learning_rate: float = 3e-4,
                    max_length: int = 128, validation_weight: int = 1, time_budget_minutes: float = 30.0,
@@ -103,6 +94,7 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
     half alone instead of the pooled validation rows; ``public_labels``: on the public validation
     rows alone."""
     import torch
+    from transformers import AutoTokenizer
 
     from models.training.loop import run_training
     from models.training.train import save_checkpoint, with_ngram_part
@@ -158,7 +150,8 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
         "inference_max_length": INFERENCE_MAX_LENGTH,
     }
     # the starting tokenizer as it was loaded: training calls leave truncation / padding state in it
-    save_checkpoint(model, plain_bert_tokenizer(base_dir), output_dir, thresholds, extra=summary, quantize=quantize)
+    save_checkpoint(model, AutoTokenizer.from_pretrained(str(base_dir)), output_dir, thresholds, extra=summary,
+                    quantize=quantize)
     return summary
 
 
