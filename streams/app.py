@@ -116,7 +116,7 @@ class DozorStreams:
         self.normalizer = Normalizer.for_pages(pages)
         self.app = self._build_app()
         self.step = BatchStep(
-            Tables(pages=self.page_table, seen=self.seen, clock=self.clock_table),
+            Tables(pages=self.page_table, clock=self.clock_table),
             pages, config.tracking, config.flag_policy, wall_clock, config.clock_idle_seconds,
         )
 
@@ -159,7 +159,6 @@ class DozorStreams:
         # Page records are JSON bytes: Faust picks the raw codec for a bytes value type, so they
         # go to the changelog (and come back from it) as they are.
         self.page_table = app.Table("pages", **{**table, "value_type": bytes})
-        self.seen = app.Table("seen", **table)
         self.clock_table = app.Table("clock", **table)
         # One count per raw topic: valid VK traffic must not hide a broken Telegram input.
         self.dead_letter_limits = {
@@ -306,8 +305,9 @@ class DozorStreams:
 
     def _store(self, out: BatchResult) -> None:
         """The batch's table writes, once its outputs are out, each filed in the changelog
-        partition of the message that caused it (pages first; streams/dedup.py)."""
-        tables = {"pages": self.page_table, "clock": self.clock_table, "seen": self.seen}
+        partition of the message that caused it. A page write carries the page's state, its
+        newest applied message and its remembered ids in one record (streams/dedup.py)."""
+        tables = {"pages": self.page_table, "clock": self.clock_table}
         for write in out.writes:
             in_event_context(write.ref)
             table = tables[write.table]

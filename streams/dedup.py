@@ -6,42 +6,60 @@ Two kinds of repeats reach the `process` agent:
   offset. Whether such a message was applied is answered by the page's own table value: it
   stores the (partition, offset) of the newest message applied to the page, in the same
   changelog record as the state it changed. One record, so the answer is never out of step
-  with the state (a separate "seen" write could be stored while the state write was lost).
+  with the state.
 * **Copies.** The same event id in another message: VK repeating a callback, a connector
-  polling twice, or `normalize` re-publishing after its own crash. The `seen` table remembers
-  event ids with the message that carried them.
+  polling twice, or `normalize` re-publishing after its own crash. The page's record also
+  remembers the ids of its events (and of the flags sent about it) for `RETENTION_SECONDS` of
+  stream time, at most `MAX_IDS_PER_PAGE` of each: again in the same record as the state, so a
+  crash can never store the ids without the state they changed, or the other way round.
 
-Plain functions: the agent (streams/app.py) looks the values up and acts on the answer.
+Plain functions: the step (streams/process.py) looks the values up and acts on the answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 NEW = "new"
 REPLAY = "replay"
 COPY = "copy"
+
+#: How long event ids (and sent flag ids) are remembered, in stream time.
+RETENTION_SECONDS = 14 * 86400
+#: At most this many event ids (and as many flag ids) per page, the oldest forgotten first: a
+#: page's record is re-encoded on every write, so a very busy page must not make it unbounded.
+#: 10,000 is two weeks of a page with ~700 comment events a day; copies come minutes apart.
+MAX_IDS_PER_PAGE = 10_000
 
 
 def repeat_kind(
     partition: int,
     offset: int,
     applied: tuple[int, int] | None,
-    seen: Sequence | None,
+    known: bool,
 ) -> str:
     """`NEW`, `REPLAY` or `COPY` for the message at (`partition`, `offset`).
 
-    `applied` is the page's newest applied message (None for a page without one); `seen` the
-    `seen` table's value for the event id: [stream time, partition, offset], or None.
+    `applied` is the page's newest applied message (None for a page without one); `known`
+    whether the page remembers the event's id.
     """
     if applied is not None and applied[0] == partition and applied[1] >= offset:
         # A page's events are read in offset order from one partition: everything up to the
         # newest applied message was applied (or recognised as a repeat) already.
         return REPLAY
-    if seen is None:
-        return NEW
-    if len(seen) >= 3 and (int(seen[1]), int(seen[2])) == (partition, offset):
-        # This very message was processed, but the page state it changed was not stored
-        # (the worker died between the two writes): apply it again.
-        return NEW
-    return COPY
+    return COPY if known else NEW
+
+
+def remember(ids: dict[str, int], key: str, now: float,
+             retention: float = RETENTION_SECONDS, limit: int = MAX_IDS_PER_PAGE) -> None:
+    """Add `key` at stream time `now` to `ids` (insertion-ordered: oldest first), then forget
+    from the front what is older than `retention` before `now` or beyond `limit` entries.
+
+    The stream clock of a partition only moves forward, so insertion order is time order and
+    pruning costs only what it removes.
+    """
+    ids[key] = int(now)
+    cutoff = now - retention
+    while ids:
+        oldest = next(iter(ids))
+        if len(ids) <= limit and ids[oldest] >= cutoff:
+            break
+        del ids[oldest]

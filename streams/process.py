@@ -21,7 +21,7 @@ from typing import Any
 
 from streams.classify import Classified
 from streams.clock import StreamClocks
-from streams.dedup import NEW, repeat_kind
+from streams.dedup import NEW, remember, repeat_kind
 from streams.events import CanonicalEvent
 from streams.flags import Flag, FlagPolicy, FlagUpdate, comment_flags
 from streams.normalize.telegram import TelegramNormalizer
@@ -41,11 +41,6 @@ from streams.track import (
 from streams.tracking.effects import QuestionAnswered
 
 log = logging.getLogger(__name__)
-
-#: How long event ids (and sent flag ids) are remembered for de-duplication.
-SEEN_RETENTION_SECONDS = 14 * 86400.0
-#: Every this many ticks of a partition, its old `seen` entries are deleted.
-PRUNE_EVERY_TICKS = 60
 
 # Output roles: the agent maps them to its topics.
 CLASSIFIED = "classified"
@@ -78,8 +73,8 @@ class Send:
 
 @dataclass(frozen=True)
 class TableWrite:
-    """A table write for after the sends: `table` is "pages" (JSON bytes), "clock" or "seen"; a
-    `value` of None deletes the key; `ref` is the InputRecord.ref whose partition it belongs to."""
+    """A table write for after the sends: `table` is "pages" (JSON bytes) or "clock"; a `value`
+    of None deletes the key; `ref` is the InputRecord.ref whose partition it belongs to."""
 
     table: str
     key: str
@@ -118,7 +113,6 @@ class Tables:
     """The worker's tables as read-only mappings (Faust tables, or dicts in tests)."""
 
     pages: Mapping[str, Any]
-    seen: Mapping[str, Any]
     clock: Mapping[str, Any]
 
 
@@ -126,10 +120,8 @@ class Tables:
 class _Pending:
     """Table writes of the batch being applied, each with the ref of its latest message."""
 
-    seen: dict[str, tuple[list, Any]] = field(default_factory=dict)
     dirty: dict[str, tuple[PageRecord, Any, float]] = field(default_factory=dict)
     clocks: dict[int, tuple[float, Any]] = field(default_factory=dict)
-    prune: list[tuple[str, Any]] = field(default_factory=list)
 
 
 class BatchStep:
@@ -153,7 +145,6 @@ class BatchStep:
         self.views: dict[str, PageView] = {}
         self.loaded_partitions: set[int] = set()
         self.unregistered: set[str] = set()
-        self.ticks = 0
 
     # --- the step -------------------------------------------------------------------------------
 
@@ -162,7 +153,7 @@ class BatchStep:
         fresh: dict[str, CanonicalEvent] = {}
         for rec in records:
             item = rec.item
-            if isinstance(item, CanonicalEvent) and self._repeat(item, rec, {}) == NEW:
+            if isinstance(item, CanonicalEvent) and self._repeat(item, rec) == NEW:
                 fresh.setdefault(item.event_id, item)
         return list(fresh.values())
 
@@ -176,16 +167,11 @@ class BatchStep:
                 self._event(rec, rec.item, classified.get(rec.item.event_id), out, pending)
             else:
                 self._tick(rec, rec.item, out, pending)
-        # Pages first; the repeat rule does not rely on the order (streams/dedup.py).
         for page_id, (record, ref, at) in pending.dirty.items():
             out.writes.append(TableWrite("pages", page_id, record.to_json(), ref))
             out.views[page_id] = page_view(record, at)
         for partition, (now, ref) in pending.clocks.items():
             out.writes.append(TableWrite("clock", str(partition), now, ref))
-        for key, (value, ref) in pending.seen.items():
-            out.writes.append(TableWrite("seen", key, value, ref))
-        for key, ref in pending.prune:
-            out.writes.append(TableWrite("seen", key, None, ref))
         return out
 
     def forget_partitions(self, partitions: set[int]) -> None:
@@ -207,10 +193,9 @@ class BatchStep:
         # Repeats move the clock too: a message re-read after a restart had moved it before
         # the crash, and the stored clock may be older than that (it is stored on ticks).
         now = self.clocks.on_event(partition, event.created_at)
-        if self._repeat(event, rec, pending.seen) != NEW:
+        if self._repeat(event, rec) != NEW:
             out.metric("duplicates")
             return
-        pending.seen[event.event_id] = ([now, partition, offset], rec.ref)
         out.metric("events", platform=event.platform, kind=event.kind, action=event.action)
         if event.created_at:
             out.metric("last_event_timestamp", "set", event.created_at, platform=event.platform)
@@ -231,6 +216,7 @@ class BatchStep:
                                        classified.topic))
 
         record = self._record(event.page_id, partition)
+        remember(record.seen, event.event_id, now)
         # Time has reached this event: deadlines before it have passed, whenever ticks ran.
         effects = sweep(record, event.created_at) if event.created_at else []
         effects += apply_event(record, event, classified, page, self.tracking, now)
@@ -240,8 +226,7 @@ class BatchStep:
                            platform=effect.platform)
         flags.extend(effect_flags(effects, page, now))
         # Before this event's own flags are remembered: updates concern flags sent earlier.
-        updates = flag_updates(record, event, classified, effects, now,
-                               lambda fid: self._flag_sent(fid, pending))
+        updates = flag_updates(record, event, classified, effects, now, record.sent.__contains__)
         record.applied = (partition, offset)
         if rec.source is not None:
             record.source = rec.source
@@ -249,7 +234,7 @@ class BatchStep:
         pending.dirty[event.page_id] = (
             record, rec.ref, self.clocks.sweep_time(partition, now, False, record.source)
         )
-        self._queue_flags(flags, partition, now, rec.ref, out, pending)
+        self._queue_flags(flags, record, now, out)
         for update in updates:
             out.sends.append(Send(
                 FLAG_UPDATES, update.page_id.encode(),
@@ -258,28 +243,22 @@ class BatchStep:
             out.updates.append(update)
             out.metric("flag_updates", kind=update.kind)
 
-    def _repeat(self, event: CanonicalEvent, rec: InputRecord, pending_seen: dict) -> str:
-        """NEW, REPLAY or COPY (streams/dedup.py); `pending_seen`: the batch's unsaved writes."""
+    def _repeat(self, event: CanonicalEvent, rec: InputRecord) -> str:
+        """NEW, REPLAY or COPY (streams/dedup.py), from the page's record as the batch left it."""
         record = self._stored_record(event.page_id)
-        applied = record.applied if record is not None else None
-        if event.event_id in pending_seen:
-            seen = pending_seen[event.event_id][0]
-        else:
-            seen = self.tables.seen.get(event.event_id)
-        return repeat_kind(rec.partition, rec.offset, applied, seen)
-
-    def _flag_sent(self, fid: str, pending: _Pending) -> bool:
-        key = f"flag:{fid}"
-        return key in pending.seen or self.tables.seen.get(key) is not None
+        if record is None:
+            return NEW
+        return repeat_kind(rec.partition, rec.offset, record.applied, event.event_id in record.seen)
 
     def _queue_flags(
-        self, flags: list[Flag], partition: int, now: float, ref: Any, out: BatchResult,
-        pending: _Pending,
+        self, flags: list[Flag], record: PageRecord, now: float, out: BatchResult
     ) -> None:
+        """Send the flags the page has not sent before; the record remembers them (it is a
+        dirty page of the batch whenever it has new flags)."""
         for flag in flags:
-            if self._flag_sent(flag.flag_id, pending):
+            if flag.flag_id in record.sent:
                 continue
-            pending.seen[f"flag:{flag.flag_id}"] = ([now, partition], ref)
+            remember(record.sent, flag.flag_id, now)
             out.sends.append(Send(
                 FLAGS, flag.page_id.encode(),
                 json.dumps(flag.to_dict(), ensure_ascii=False).encode(),
@@ -303,22 +282,13 @@ class BatchStep:
             if effects:
                 pending.dirty[page_id] = (record, rec.ref, at)
                 self._queue_flags(effect_flags(effects, self._page(page_id, out), at),
-                                  partition, at, rec.ref, out, pending)
+                                  record, at, out)
             if at > 0:
                 out.views[page_id] = page_view(record, at)
             elif page_id not in self.views and page_id not in out.views:
                 # Nothing read from the page's input yet: show it, with nothing overdue.
                 out.views[page_id] = page_view(record, 0.0)
         out.metric("stream_time", "set", self.clocks.newest())
-        self.ticks += 1
-        if self.ticks % PRUNE_EVERY_TICKS == 0:
-            self._prune_seen(partition, now, rec.ref, pending)
-
-    def _prune_seen(self, partition: int, now: float, ref: Any, pending: _Pending) -> None:
-        cutoff = now - SEEN_RETENTION_SECONDS
-        for key, value in list(self.tables.seen.items()):
-            if value and int(value[1]) == partition and float(value[0]) < cutoff:
-                pending.prune.append((key, ref))
 
     # --- state ----------------------------------------------------------------------------------
 

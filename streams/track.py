@@ -66,6 +66,11 @@ class PageRecord:
     #: The item id of the negative_spike flag of the page's current episode ("spike:<id>"),
     #: so the episode's end can be sent as an update of that flag (flag_updates).
     spike_item: str | None = None
+    #: Ids of the page's events, and of the flags sent about it, each with the stream time it
+    #: was remembered at (oldest first): what recognises a copy of an event, or a flag sent
+    #: before a crash (streams/dedup.py). In this record, so they are stored with the state.
+    seen: dict[str, int] = field(default_factory=dict)
+    sent: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def new(cls, page_id: str, partition: int, policy: TrackingPolicy) -> PageRecord:
@@ -81,6 +86,8 @@ class PageRecord:
             (int(applied[0]), int(applied[1])) if applied else None,
             value.get("source"),
             value.get("spike_item"),
+            value.get("seen") or {},
+            value.get("sent") or {},
         )
 
     @classmethod
@@ -96,7 +103,7 @@ class PageRecord:
         return {
             "state": self.state.to_dict(), "partition": self.partition, "counts": self.counts,
             "applied": list(self.applied) if self.applied else None, "source": self.source,
-            "spike_item": self.spike_item,
+            "spike_item": self.spike_item, "seen": self.seen, "sent": self.sent,
         }
 
 
@@ -230,8 +237,7 @@ def flag_updates(
     """Updates of flags already raised, for what `event` (and its `effects`) did to the page.
 
     Call it after the event was applied to `record` and before the event's own new flags are
-    remembered: `flagged(flag_id)` says whether that flag was sent earlier (the `seen` table and
-    the batch's pending writes). One update per (flag, happening), its id from the event:
+    remembered: `flagged(flag_id)` says whether that flag was sent earlier (`record.sent`). One update per (flag, happening), its id from the event:
 
     * answered — the page answered a question flagged overdue (a late answer). `link` and
       `text` are the answer's when this event is the answer (an answer remembered from earlier

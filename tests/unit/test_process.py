@@ -20,8 +20,6 @@ from streams.process import (
     CLASSIFIED,
     FLAG_UPDATES,
     FLAGS,
-    PRUNE_EVERY_TICKS,
-    SEEN_RETENTION_SECONDS,
     BatchStep,
     InputRecord,
     Tables,
@@ -72,7 +70,7 @@ class Worker:
     head (the oracle's TOPICS)."""
 
     def __init__(self, tables: dict | None = None, wall: float = WALL, topics: bool = False) -> None:
-        self.tables = tables if tables is not None else {"pages": {}, "seen": {}, "clock": {}}
+        self.tables = tables if tables is not None else {"pages": {}, "clock": {}}
         self.step = BatchStep(Tables(**self.tables), REGISTRY, POLICY, FlagPolicy(),
                               lambda: wall, clock_idle_seconds=30.0)
         self.topics = topics
@@ -120,14 +118,14 @@ def test_a_batch_sends_classified_comments_and_flags_and_stores_after():
     assert {f["flag_id"] for f in flags} == {flag_id(PAGE.page_id, "102", "toxic"),
                                             flag_id(PAGE.page_id, "102", "strongly_negative")}
     assert sent(result, FLAG_UPDATES) == []
-    # writes: the page (with the newest applied message), then seen entries of events and flags
-    assert [w.table for w in result.writes][0] == "pages"
+    # one write: the page, with its newest applied message and the ids of its events and flags
+    assert [(w.table, w.key) for w in result.writes] == [("pages", PAGE.page_id)]
     page_value = json.loads(worker.tables["pages"][PAGE.page_id])
     assert page_value["applied"] == [0, 3] and page_value["source"] == "raw:0"
-    assert worker.tables["seen"][QUESTION.event_id][1:] == [0, 1]
-    assert f"flag:{flags[0]['flag_id']}" in worker.tables["seen"]
-    # each write names the message whose changelog partition takes it
-    assert next(w.ref for w in result.writes if w.key == TOXIC.event_id) == ("ref", 0, 2)
+    assert list(page_value["seen"]) == [e.event_id for e in (post("501", 0), QUESTION, TOXIC, NEUTRAL)]
+    assert set(page_value["sent"]) == {f["flag_id"] for f in flags}
+    # the write names the page's newest message, whose changelog partition takes it
+    assert result.writes[0].ref == ("ref", 0, 3)
     assert metric(result, "events", kind="comment") == 3 and metric(result, "flags") == 2
     assert metric(result, "comments_classified", label="question") == 1
     assert worker.step.views[PAGE.page_id].snapshot.open_questions == 1
@@ -150,17 +148,33 @@ def test_a_crash_before_the_store_sends_the_same_outputs_again_with_the_same_ids
     assert [s.value for s in second.sends] == [s.value for s in first.sends]
 
 
-def test_seen_stored_but_the_page_write_lost_applies_the_message_again_without_a_second_flag():
+def test_flag_ids_are_remembered_across_a_restart_and_a_copy_sends_no_second_flag():
     worker = Worker()
-    batch = records(QUESTION, TOXIC)
-    first = worker.batch(batch, store=False)
-    for write in first.writes:  # only the seen writes reached the changelog
-        if write.table == "seen":
-            worker.tables["seen"][write.key] = write.value
-    again = Worker(worker.tables).batch(batch)
-    assert metric(again, "duplicates") == 0 and len(sent(again, CLASSIFIED)) == 2
-    assert sent(again, FLAGS) == []  # the flag ids are remembered: sent before
-    assert json.loads(worker.tables["pages"][PAGE.page_id])["applied"] == [0, 1]
+    worker.batch(records(TOXIC))
+    restarted = Worker(worker.tables)
+    # a copy of the event in a later message (a connector's second delivery) sends nothing ...
+    assert restarted.batch(records(TOXIC, start=5)).sends == []
+    # ... and an edit, a new event with a new id, raises no flag the page has sent before
+    again = restarted.batch(records(edited(TOXIC, "Вы все идиоты!!"), start=6))
+    assert sent(again, FLAGS) == [] and len(sent(again, CLASSIFIED)) == 1
+
+
+def test_a_pages_remembered_ids_are_forgotten_after_two_weeks_of_stream_time():
+    from streams.dedup import RETENTION_SECONDS
+
+    start = QUESTION.created_at
+    worker = Worker(wall=start + RETENTION_SECONDS + 3600)  # the late comment is not "future"
+    comments = [comment(str(1000 + i), start + i, "Спасибо", author=str(i)) for i in range(30)]
+    worker.batch(records(*comments))
+    assert len(json.loads(worker.tables["pages"][PAGE.page_id])["seen"]) == 30
+    late = comment("2000", start + RETENTION_SECONDS + 100, "Спасибо", author="x")
+    worker.batch(records(late, start=30))
+    seen = json.loads(worker.tables["pages"][PAGE.page_id])["seen"]
+    assert list(seen) == [late.event_id]
+    # a forgotten id is new again: a copy older than the retention counts as a new event
+    again = Worker(worker.tables, wall=start + RETENTION_SECONDS + 3600).batch(
+        records(comments[-1], start=31))
+    assert metric(again, "duplicates") == 0
 
 
 def test_repeats_re_read_after_a_restart_move_the_clock():
@@ -237,18 +251,6 @@ def test_an_idle_partition_trusts_the_wall_clock():
     idle = worker.batch(records(Tick(wall[0]), start=1, source=None))
     assert [f["reason"] for f in sent(idle, FLAGS)] == ["unanswered_question"]
     assert metric(idle, "stream_time") == wall[0]
-
-
-def test_old_seen_entries_are_pruned_by_the_store_not_by_the_step():
-    worker = Worker()
-    worker.batch(records(QUESTION))
-    late = QUESTION.created_at + SEEN_RETENTION_SECONDS + 3600
-    result = None
-    for i in range(PRUNE_EVERY_TICKS):
-        result = worker.batch(records(Tick(late, force=True), start=1 + i, source=None))
-    assert any(w.table == "seen" and w.key == QUESTION.event_id and w.value is None
-               for w in result.writes)
-    assert QUESTION.event_id not in worker.tables["seen"]
 
 
 # --- flag updates (contract A) ---------------------------------------------------------------------

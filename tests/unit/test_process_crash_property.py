@@ -108,7 +108,7 @@ def crash_run(seed: int, lose_writes: bool) -> list[dict]:
     rng = random.Random(seed)
     indices = [i for i, e in enumerate(EVENTS) if e is not None]
     before, after = [i for i in indices if i < CUT], [i for i in indices if i >= CUT]
-    tables: dict = {"pages": {}, "seen": {}, "clock": {}}
+    tables: dict = {"pages": {}, "clock": {}}
     flags: list = []
     log = with_ticks(before, rng)
     killed_at = rng.randint(1, len(log))
