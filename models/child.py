@@ -16,6 +16,8 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from models.labels import labels_reaching
+
 log = logging.getLogger(__name__)
 
 _MODEL: Any = None
@@ -81,8 +83,6 @@ class ChildProcessClassifier:
             return self.pool.submit(function, list(texts)).result()
 
     def labels_above(self, scores: dict[str, float]) -> list[str]:
-        from models.classifier import labels_reaching
-
         return labels_reaching(scores, self.thresholds)
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from transformers.utils import logging as transformers_logging
 
 import models.ngram_model  # noqa: F401  (registers the transformer + n-gram architecture with the Auto classes)
 from models.batching import map_batches
+from models.labels import DEFAULT_THRESHOLD, labels_reaching
 from models.topic_head import TopicHead
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,6 @@ LABEL_ALIASES = {
 }
 #: File beside the weights with the thresholds (and optionally the label map) of the model.
 DOZOR_MODEL_FILE = "dozor.json"
-DEFAULT_THRESHOLD = 0.5
-
-
-def labels_reaching(scores: dict[str, float], thresholds: dict[str, float]) -> list[str]:
-    """The labels whose probability reaches its threshold (DEFAULT_THRESHOLD if none), sorted."""
-    return [label for label, p in sorted(scores.items())
-            if p >= thresholds.get(label, DEFAULT_THRESHOLD)]
 
 
 class ModelConfigError(ValueError):

@@ -70,8 +70,8 @@ def stream_config(settings: Settings, bootstrap: str) -> StreamConfig:
 
 
 def load_classifier(settings: Settings):
-    from models.classifier import TextClassifier
-
+    """The model in this process, or (DOZOR_CLASSIFIER_PROCESS) in a child process: then this
+    process never imports torch or transformers (~350 MiB that only the child needs)."""
     kwargs = dict(
         label_map=settings.label_map or None,
         thresholds=settings.thresholds or None,
@@ -85,6 +85,8 @@ def load_classifier(settings: Settings):
         from services.broker import die_with_parent
 
         return ChildProcessClassifier(on_start=die_with_parent, path=settings.model, **kwargs)
+    from models.classifier import TextClassifier
+
     return TextClassifier.load(settings.model, **kwargs)
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from models.child import ChildProcessClassifier
 from models.classifier import TextClassifier
 
+REPO = Path(__file__).resolve().parents[2]
 TEXTS = ["Когда починят дорогу?", "Спасибо за работу", "Третью неделю не вывозят мусор", "ок"]
 
 
@@ -39,3 +43,24 @@ def test_a_child_that_died_is_started_again(tiny_model_dir):
         assert all(math.isclose(g[k], w[k], abs_tol=1e-6) for g, w in zip(got, want) for k in w)
     finally:
         child.close()
+
+
+def test_with_the_model_in_a_child_the_worker_never_imports_torch(tiny_model_dir):
+    """The point of the child for memory: the worker's own process stays without torch and
+    transformers, ~350 MiB (they were imported before the branch, and by labels_above, which
+    also stalled the first batch by the import's 0.8 s)."""
+    script = (
+        "import sys\n"
+        "from services.settings import Settings\n"
+        "from services.worker import load_classifier\n"
+        f"c = load_classifier(Settings(model={str(tiny_model_dir)!r}, classifier_process=True))\n"
+        "[scores], topics = c.predict_with_topics(['Когда починят дорогу?'])\n"
+        "print(c.labels_above(scores), topics)\n"
+        "c.close()\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOZOR_")}
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
