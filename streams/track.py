@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from streams.classify import Classified
 from streams.events import CanonicalEvent
 from streams.flags import (
@@ -96,8 +98,10 @@ class PageRecord:
 
     def to_json(self) -> bytes:
         """The `pages` table value: compact JSON bytes (the table keeps bytes, not a dict tree:
-        a third of the memory, and nothing for Faust to serialise again)."""
-        return json.dumps(self.to_value(), ensure_ascii=False, separators=(",", ":")).encode()
+        a third of the memory, and nothing for Faust to serialise again). Encoded by orjson:
+        a busy page's record is written on every batch, and the standard encoder was most of
+        the step's time at 600 comments/s."""
+        return orjson.dumps(self.to_value())
 
     def to_value(self) -> dict[str, Any]:
         return {

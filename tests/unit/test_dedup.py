@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from streams.dedup import COPY, NEW, REPLAY, remember, repeat_kind
 from streams.track import PageRecord, TrackingPolicy
 from streams.tracking.calendar import WorkingCalendar
@@ -55,6 +57,7 @@ def test_the_applied_offset_and_the_ids_travel_with_the_page_state():
     remember(record.seen, "e2", 2000)
     remember(record.seen, "e1", 2001)
     remember(record.sent, "f1", 2001)
+    assert json.loads(record.to_json()) == record.to_value()  # orjson's bytes, std JSON
     loaded = PageRecord.from_json(record.to_json(), policy)
     assert loaded.applied == (2, 40)
     assert list(loaded.seen.items()) == [("e2", 2000), ("e1", 2001)]  # oldest first, as stored
