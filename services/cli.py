@@ -221,7 +221,8 @@ def cmd_classify(args) -> int:
     from services.worker import load_classifier
 
     settings = load_settings(**({"model": args.model} if args.model else {}))
-    classifier = load_classifier(settings)
+    # No event loop to keep free here: a child process would only add its start-up.
+    classifier = load_classifier(settings.model_copy(update={"classifier_process": False}))
     source = args.file.open(encoding="utf-8") if args.file else sys.stdin
     # A file or a pipe is read in chunks of many batches, which the classifier sorts by length
     # (10,000 mixed texts: 360 -> 1,148 texts/s); a person typing gets each line's answer.
