@@ -310,11 +310,7 @@ class DozorStreams:
         tables = {"pages": self.page_table, "clock": self.clock_table}
         for write in out.writes:
             in_event_context(write.ref)
-            table = tables[write.table]
-            if write.value is not None:
-                table[write.key] = write.value
-            elif write.key in table:
-                del table[write.key]
+            tables[write.table][write.key] = write.value
         self.step.views.update(out.views)
 
     # --- timer ----------------------------------------------------------------------------------

@@ -73,8 +73,8 @@ class Send:
 
 @dataclass(frozen=True)
 class TableWrite:
-    """A table write for after the sends: `table` is "pages" (JSON bytes) or "clock"; a `value`
-    of None deletes the key; `ref` is the InputRecord.ref whose partition it belongs to."""
+    """A table write for after the sends: `table` is "pages" (JSON bytes) or "clock"; `ref` is
+    the InputRecord.ref whose partition it belongs to."""
 
     table: str
     key: str

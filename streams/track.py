@@ -6,7 +6,6 @@ calls these functions with the page's events and the stream clock, and stores it
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,7 +93,7 @@ class PageRecord:
 
     @classmethod
     def from_json(cls, value: bytes | str, policy: TrackingPolicy) -> PageRecord:
-        return cls.from_value(json.loads(value), policy)
+        return cls.from_value(orjson.loads(value), policy)
 
     def to_json(self) -> bytes:
         """The `pages` table value: compact JSON bytes (the table keeps bytes, not a dict tree:

@@ -10,11 +10,8 @@ from streams.process import TableWrite
 
 def store_writes(tables: dict[str, dict], writes: Iterable[TableWrite]) -> None:
     """Apply a batch's table writes as the agent does; values go through JSON as a changelog
-    would carry them (None deletes the key)."""
+    would carry them."""
     for write in writes:
-        table = tables[write.table]
-        if write.value is None:
-            table.pop(write.key, None)
-        else:
-            table[write.key] = (write.value if isinstance(write.value, bytes)  # pages: as stored
-                                else json.loads(json.dumps(write.value)))
+        tables[write.table][write.key] = (
+            write.value if isinstance(write.value, bytes)  # pages: as stored
+            else json.loads(json.dumps(write.value)))
