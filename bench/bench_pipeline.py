@@ -37,9 +37,10 @@ Figures per variant:
 * peak RSS — the worker's VmHWM from /proc/PID/status at the end (children added if any);
 * time per batch in each stage of the worker's `process` agent (classify, step, publish and wait
   for the acks, store), from its `dozor_batch_stage_seconds` histogram in that one read;
-* RSS over time — the worker's VmRSS, read from /proc every 10 s by the bench (no load on the
-  worker), reported as the highest reading of the run's first and last minutes and written out
-  in full to the JSON: a worker whose memory grows with the events it has seen shows it here.
+* RSS over time — the VmRSS of the worker and its children, read from /proc every 10 s by the
+  bench (no load on the worker), reported as the highest reading of the run's first and last
+  minutes and written out in full to the JSON: a worker whose memory grows with the events it
+  has seen shows it here.
 
 With --pages N the comments are spread over N pages (comment i on page i mod N, each page with
 its own registry entry, written to a temporary pages file for the worker), as a region's 1,670
@@ -183,8 +184,9 @@ def status_bytes(pid: int, field: str) -> int:
     return 0
 
 
-def peak_rss_bytes(pid: int) -> int:
-    """VmHWM (peak resident set) of a process, plus that of its live descendants."""
+def tree_status_bytes(pid: int, field: str) -> int:
+    """`field` of /proc/PID/status summed over the process and its live descendants (the
+    worker's model runs in a child process by default)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -196,13 +198,19 @@ def peak_rss_bytes(pid: int) -> int:
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
-        total += status_bytes(p, "VmHWM")
+        total += status_bytes(p, field)
         todo.extend(children.get(p, []))
     return total
 
 
+def peak_rss_bytes(pid: int) -> int:
+    """VmHWM (peak resident set) of a process, plus that of its live descendants."""
+    return tree_status_bytes(pid, "VmHWM")
+
+
 class RssSampler:
-    """Reads a process's VmRSS every `every` seconds in a thread: [(seconds since start, MiB)]."""
+    """Reads the VmRSS of a process and its descendants every `every` seconds in a thread:
+    [(seconds since start, MiB)]."""
 
     def __init__(self, pid: int, every: float = 10.0) -> None:
         import threading
@@ -216,7 +224,7 @@ class RssSampler:
     def _run(self) -> None:
         while True:
             self.samples.append((round(time.monotonic() - self.t0, 1),
-                                 round(status_bytes(self.pid, "VmRSS") / 2**20, 1)))
+                                 round(tree_status_bytes(self.pid, "VmRSS") / 2**20, 1)))
             if self._stop.wait(self.every):
                 return
 
@@ -384,6 +392,7 @@ def worker_env(bootstrap: str, model: str, prefix: str, port: int, batch_size: i
     env.update(
         DOZOR_KAFKA_BOOTSTRAP=bootstrap, DOZOR_APP_ID=prefix, DOZOR_MODEL=model,
         DOZOR_TOPIC_RAW_VK=f"{prefix}.raw.vk", DOZOR_TOPIC_EVENTS=f"{prefix}.events",
+        DOZOR_TOPIC_RAW_TELEGRAM=f"{prefix}.raw.telegram", DOZOR_TOPIC_CLOCK=f"{prefix}.clock",
         DOZOR_TOPIC_CLASSIFIED=f"{prefix}.classified", DOZOR_TOPIC_FLAGS=f"{prefix}.flags",
         DOZOR_TOPIC_DEAD_LETTERS=f"{prefix}.dead-letters",
         DOZOR_TOPIC_FLAG_UPDATES=f"{prefix}.flag-updates", DOZOR_METRICS_PORT=str(port),

@@ -175,7 +175,7 @@ def cmd_replay(args) -> int:
         asyncio.run(wait_until_consumed(
             settings.kafka_bootstrap, settings.app_id, settings.topic_raw_vk, report.next_offsets
         ))
-        n = asyncio.run(advance_clock(settings.kafka_bootstrap, settings.topic_events, at))
+        n = asyncio.run(advance_clock(settings.kafka_bootstrap, settings.topic_clock, at))
         print(f"stream clock advanced to {args.advance_clock_to} on {n} partitions",
               file=sys.stderr)
     return 0

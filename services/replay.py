@@ -114,17 +114,17 @@ async def wait_until_consumed(
         await admin.close()
 
 
-async def advance_clock(bootstrap: str, events_topic: str, at: float) -> int:
-    """Send a forced clock tick to every partition of the events topic; returns how many.
+async def advance_clock(bootstrap: str, clock_topic: str, at: float) -> int:
+    """Send a forced clock tick to every partition of the clock topic; returns how many.
 
     Closes a replayed period: deadlines up to `at` pass as if the period had been lived.
     """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
-        partitions = await producer.partitions_for(events_topic)
+        partitions = await producer.partitions_for(clock_topic)
         for partition in sorted(partitions):
-            await producer.send(events_topic, key=TICK_KEY, value=tick_message(at, force=True),
+            await producer.send(clock_topic, key=TICK_KEY, value=tick_message(at, force=True),
                                 partition=partition)
         await producer.flush()
         return len(partitions)

@@ -41,7 +41,14 @@ class Settings(BaseSettings):
         "dozor.raw.telegram", description="Raw Telegram Bot API `Update` objects."
     )
     topic_events: str = Field(
-        "dozor.events", description="Canonical events, keyed by page (one partition owns a page)."
+        "dozor.events",
+        description="Canonical events, keyed by page: what the worker read, for the moderation "
+        "queue's threads (the worker itself reads the raw topics).",
+    )
+    topic_clock: str = Field(
+        "dozor.clock",
+        description="Clock ticks that move each partition's stream time (the worker's timer, "
+        "`dozor replay --advance-clock-to`); as many partitions as the raw topics.",
     )
     topic_classified: str = Field(
         "dozor.classified", description="Every classified comment with its scores."

@@ -12,7 +12,7 @@ from streams.app import DozorStreams, StreamConfig
 from streams.flags import FlagPolicy
 from streams.metrics import DozorMetrics, PageStateCollector
 from streams.pages import PageRegistry
-from streams.topics import TopicNames, ensure_topics
+from streams.topics import TopicNames, ensure_topics, partition_mismatch
 from streams.track import TrackingPolicy
 from streams.tracking.page_state import SpikePolicy
 
@@ -25,6 +25,7 @@ def topic_names(settings: Settings) -> TopicNames:
         raw_vk=settings.topic_raw_vk,
         raw_telegram=settings.topic_raw_telegram,
         events=settings.topic_events,
+        clock=settings.topic_clock,
         classified=settings.topic_classified,
         flags=settings.topic_flags,
         dead_letters=settings.topic_dead_letters,
@@ -135,9 +136,11 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     # Faust creates only the last level of its datadir: a worker started from any directory
     # (or a fresh container volume) needs the parents made first.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    asyncio.run(
-        ensure_topics(bootstrap, topic_names(settings).all(), settings.topic_partitions)
-    )
+    topics = topic_names(settings)
+    counts = asyncio.run(ensure_topics(bootstrap, topics.all(), settings.topic_partitions))
+    problem = partition_mismatch(counts, topics.inputs())
+    if problem:
+        raise SystemExit(f"dozor worker: {problem}")
     streams = build_streams(settings, bootstrap)
     server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
     log.info(

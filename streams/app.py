@@ -1,14 +1,18 @@
-"""The Faust application: topics, tables, agents and the timer, as glue around plain logic.
+"""The Faust application: topics, tables, the agent and the timer, as glue around plain logic.
 
-* `normalize` (one agent per raw topic: VK, Telegram) — raw platform payloads → canonical
-  events keyed by page (one events partition owns a page) through `streams.process.Normalizer`;
-  invalid ones go to the dead-letter topic with the reason. It never stops on bad input.
-* `process` — the events topic in batches (up to `batch_size` or `batch_wait` seconds): the
-  comments that need it are classified off the event loop, `streams.process.BatchStep` applies
-  the batch (repeats, tracking, flags, flag updates), and this module publishes its outputs,
-  waits for the broker's acknowledgements, and only then stores its table writes. Clock ticks,
-  sent by a timer into each owned partition, run the SLA sweep inside the partition's own
-  stream, so its table writes land in the right changelog.
+One agent, `process`, reads the raw topics (VK, Telegram; the connectors key them by page, so
+one partition number owns a page) and the clock topic, in batches (up to `batch_size` or
+`batch_wait` seconds):
+
+* raw payloads become canonical events through `streams.process.Normalizer`; invalid ones go
+  to the dead-letter topic with the reason (it never stops on bad input), well-formed ones
+  Dozor does not track are counted and skipped;
+* the comments that need it are classified off the event loop, `streams.process.BatchStep`
+  applies the batch (repeats, tracking, flags, flag updates), and this module publishes its
+  outputs (the canonical events too, for the moderation queue), waits for the broker's
+  acknowledgements, and only then stores its table writes;
+* clock ticks, sent by a timer into each owned partition of the clock topic, run the SLA
+  sweep inside the partition's own stream, so its table writes land in the right changelog.
 
 Delivery guarantees: docs/ARCHITECTURE.md.
 """
@@ -16,7 +20,6 @@ Delivery guarantees: docs/ARCHITECTURE.md.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import weakref
@@ -37,14 +40,14 @@ from streams.flags import FlagPolicy
 from streams.metrics import DozorMetrics
 from streams.normalize import InvalidPayload
 from streams.pages import PageRegistry
-from streams.process import CLASSIFIED, FLAG_UPDATES, FLAGS, BatchResult, BatchStep, InputRecord
-from streams.process import Normalizer, Tables
-from streams.ticks import SOURCE_HEADER, TICK_KEY, Tick, parse_tick, source_from_headers
-from streams.ticks import source_value, tick_message
+from streams.process import CLASSIFIED, DEAD_LETTERS, EVENTS, FLAG_UPDATES, FLAGS, BatchResult
+from streams.process import BatchStep
+from streams.process import InputRecord, Normalizer, Send, Tables
+from streams.ticks import TICK_KEY, Tick, parse_tick, tick_message
 from streams.topics import TopicNames
 from streams.track import PageView, TrackingPolicy
 
-__all__ = ["DozorStreams", "StreamConfig", "SOURCE_HEADER", "TICK_KEY", "Tick", "tick_message"]
+__all__ = ["DozorStreams", "StreamConfig", "TICK_KEY", "Tick", "tick_message"]
 log = logging.getLogger(__name__)
 
 
@@ -114,6 +117,7 @@ class DozorStreams:
         self.wall_clock = wall_clock
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier")
         self.normalizer = Normalizer.for_pages(pages)
+        self.lag_exported: set[tuple[str, str]] = set()  # (topic, partition) of consumer_lag
         self.app = self._build_app()
         self.step = BatchStep(
             Tables(pages=self.page_table, clock=self.clock_table),
@@ -146,15 +150,14 @@ class DozorStreams:
         t = c.topics
         raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
                "value_serializer": "raw"}
-        self.raw_vk = app.topic(t.raw_vk, **raw)
-        self.raw_telegram = app.topic(t.raw_telegram, **raw)
-        self.events = app.topic(t.events, **raw)
-        self.outputs = {  # BatchResult.sends name their topic by role
-            CLASSIFIED: app.topic(t.classified, **raw),
-            FLAGS: app.topic(t.flags, **raw),
-            FLAG_UPDATES: app.topic(t.flag_updates, **raw),
-        }
-        self.dead_letters = app.topic(t.dead_letters, **raw)
+        # One agent over the raw topics and the clock: same partition count, so Faust assigns
+        # partition p of each (and of the tables' changelogs) to the same worker.
+        self.inputs = app.topic(t.raw_vk, t.raw_telegram, t.clock, **raw)
+        self.platforms = {t.raw_vk: "vk", t.raw_telegram: "telegram"}
+        self.clock_topic = app.topic(t.clock, **raw)
+        # BatchResult.sends name their topic by role; _publish hands them to the producer itself
+        self.outputs = {EVENTS: t.events, CLASSIFIED: t.classified, FLAGS: t.flags,
+                        FLAG_UPDATES: t.flag_updates, DEAD_LETTERS: t.dead_letters}
         table = {"default": None, "key_type": str, "partitions": c.partitions}
         # Page records are JSON bytes: Faust picks the raw codec for a bytes value type, so they
         # go to the changelog (and come back from it) as they are.
@@ -165,62 +168,21 @@ class DozorStreams:
             platform: DeadLetterLimit(c.dead_letter_max_consecutive)
             for platform in ("vk", "telegram")
         }
-        app.agent(self.raw_vk, name="normalize")(self._normalize_vk)
-        app.agent(self.raw_telegram, name="normalize-telegram")(self._normalize_telegram)
-        app.agent(self.events, name="process")(self._process_agent)
+        app.agent(self.inputs, name="process")(self._process_agent)
         app.timer(c.sweep_interval)(self._tick_timer)
 
         @app.on_partitions_revoked.connect
         async def on_revoked(app, revoked, **kwargs) -> None:
             self.step.forget_partitions(
-                {tp.partition for tp in revoked if tp.topic == self.config.topics.events}
+                {tp.partition for tp in revoked if tp.topic == self.config.topics.clock}
             )
 
         return app
 
-    # --- agents: normalise ----------------------------------------------------------------------
-
-    async def _normalize_vk(self, stream) -> None:
-        await self._normalize(stream, "vk")
-
-    async def _normalize_telegram(self, stream) -> None:
-        await self._normalize(stream, "telegram")
-
-    async def _normalize(self, stream, platform: str) -> None:
-        limit = self.dead_letter_limits[platform]
-        async for event in stream.events():
-            raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-            message = event.message
-            try:
-                canonical = self.normalizer(platform, raw)
-                limit.valid()
-            except InvalidPayload as error:
-                try:
-                    limit.invalid(error)
-                except DeadLetterLimitExceeded as exc:
-                    log.critical("%s", exc)
-                    await self.app.crash(exc)
-                    return
-                record = dead_letter_record(raw, error, topic=message.topic,
-                                            partition=message.partition, offset=message.offset,
-                                            platform=platform)
-                await self.dead_letters.send(key=event.key, value=encode(record))
-                self.metrics.dead_letters.labels(reason=error.reason).inc()
-                log.warning("dead letter %s at %s:%s:%s", error, message.topic,
-                            message.partition, message.offset)
-                continue
-            if canonical is None:  # well-formed, but nothing Dozor tracks
-                self.metrics.ignored_updates.labels(platform=platform).inc()
-                continue
-            await self.events.send(
-                key=canonical.page_id.encode(), value=canonical.to_json(),
-                headers={SOURCE_HEADER: source_value(message.topic, message.partition)},
-            )
-
     # --- agent: classify, flag, track -----------------------------------------------------------
 
     async def _process_agent(self, stream) -> None:
-        """Batches of the events topic, two in flight: batch N+1 is classified while batch N
+        """Batches of the inputs, two in flight: batch N+1 is classified while batch N
         publishes and stores (docs/ARCHITECTURE.md, "Where the worker's time goes").
 
         `take_events` acks a batch's events when this body returns, before batch N is stored;
@@ -235,7 +197,13 @@ class DozorStreams:
                 for event in batch:
                     event.message.incref()
                 t0 = time.perf_counter()
-                records = [r for r in map(self._decode, batch) if r is not None]
+                rejected: list[Send] = []
+                try:
+                    records = [r for r in (self._decode(e, rejected) for e in batch) if r]
+                except DeadLetterLimitExceeded as exc:
+                    log.critical("%s", exc)
+                    await self.app.crash(exc)
+                    return
                 results = await self._classify(self.step.to_classify(records))
                 self.metrics.stage_seconds.labels(stage="classify").observe(
                     time.perf_counter() - t0)
@@ -243,6 +211,7 @@ class DozorStreams:
                     await inflight  # batch N stored and acked; raises what it raised
                 t1 = time.perf_counter()
                 out = self.step.run(records, results)
+                out.sends[:0] = rejected
                 self.metrics.stage_seconds.labels(stage="step").observe(time.perf_counter() - t1)
                 inflight = asyncio.ensure_future(self._finish(stream, batch, out))
         finally:
@@ -263,18 +232,43 @@ class DozorStreams:
         for event in batch:
             await stream.ack(event)
 
-    def _decode(self, event) -> InputRecord | None:
+    def _decode(self, event, rejected: list[Send]) -> InputRecord | None:
+        """A tick, or a raw payload's canonical event; None for anything else. An invalid
+        payload's dead letter goes to `rejected`, published with the batch's outputs (its
+        offset is committed only after that, like every other input's)."""
         message = event.message
-        if event.key == TICK_KEY:
-            return InputRecord(message.partition, message.offset, parse_tick(event.value),
-                               ref=event)
+        platform = self.platforms.get(message.topic)
+        if platform is None:  # the clock topic
+            if event.key != TICK_KEY:
+                log.error("not a clock tick at %s:%s:%s", message.topic, message.partition,
+                          message.offset)
+                return None
+            try:
+                tick = parse_tick(event.value)
+            except (ValueError, TypeError, KeyError) as exc:
+                log.error("undecodable clock tick at %s: %s", message, exc)
+                return None
+            return InputRecord(message.partition, message.offset, tick, ref=event)
+        raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+        limit = self.dead_letter_limits[platform]
         try:
-            item = CanonicalEvent.from_dict(json.loads(event.value))
-        except (ValueError, TypeError, KeyError) as exc:  # written by us: a bug, not input
-            log.error("undecodable canonical event at %s: %s", message, exc)
+            canonical = self.normalizer(platform, raw)
+            limit.valid()
+        except InvalidPayload as error:
+            limit.invalid(error)  # raises DeadLetterLimitExceeded past the limit
+            record = dead_letter_record(raw, error, topic=message.topic,
+                                        partition=message.partition, offset=message.offset,
+                                        platform=platform)
+            rejected.append(Send(DEAD_LETTERS, event.key or b"", encode(record)))
+            self.metrics.dead_letters.labels(reason=error.reason).inc()
+            log.warning("dead letter %s at %s:%s:%s", error, message.topic, message.partition,
+                        message.offset)
             return None
-        return InputRecord(message.partition, message.offset, item,
-                           source_from_headers(getattr(event, "headers", None)), event)
+        if canonical is None:  # well-formed, but nothing Dozor tracks
+            self.metrics.ignored_updates.labels(platform=platform).inc()
+            return None
+        return InputRecord(message.partition, message.offset, canonical,
+                           f"{message.topic}:{message.partition}", event)
 
     async def _classify(self, events: list[CanonicalEvent]) -> dict[str, Classified]:
         if not any(needs_classification(e) for e in events):
@@ -290,9 +284,15 @@ class DozorStreams:
         return results
 
     async def _publish(self, out: BatchResult) -> None:
-        """Send the batch's outputs now (not at the next commit) and wait for the broker's acks."""
+        """Send the batch's outputs now (not at the next commit) and wait for the broker's acks.
+
+        Straight to the app's producer (the aiokafka one under Faust's): Faust's Topic.send wraps
+        each record in a channel message, a future and sensor calls, ~6 % of the worker's CPU at
+        ~1,000 records/s for nothing this agent uses (bench/bench_pipeline.py, README).
+        """
+        producer, topics = self.app.producer, self.outputs
         pending = [
-            await self.outputs[s.role].send(key=s.key, value=s.value, force=True)
+            await producer.send(topics[s.role], s.key, s.value, None, None, None)
             for s in out.sends
         ]
         if pending:
@@ -316,16 +316,25 @@ class DozorStreams:
     # --- timer ----------------------------------------------------------------------------------
 
     async def _tick_timer(self) -> None:
-        """Send a clock tick into every events partition this worker owns."""
+        """Send a clock tick into every clock partition this worker owns."""
         assigned = self.app.consumer.assignment() if self.app.consumer else set()
-        owned = {tp.partition for tp in assigned if tp.topic == self.config.topics.events}
+        owned = {tp.partition for tp in assigned if tp.topic == self.config.topics.clock}
         now = self.wall_clock()
         for partition in sorted(owned):
-            await self.events.send(key=TICK_KEY, value=tick_message(now), partition=partition)
+            await self.clock_topic.send(key=TICK_KEY, value=tick_message(now), partition=partition)
         await self._export_lag(assigned)
 
     async def _export_lag(self, assigned) -> None:
+        """The lag of every partition this worker owns; a partition it no longer owns loses
+        its series (its new owner exports it)."""
         consumer = self.app.consumer
+        owned = {(tp.topic, str(tp.partition)) for tp in assigned}
+        for labels in self.lag_exported - owned:
+            try:
+                self.metrics.consumer_lag.remove(*labels)
+            except KeyError:
+                pass
+        self.lag_exported = owned
         for tp in assigned:
             try:
                 highwater = consumer.highwater(tp)

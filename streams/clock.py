@@ -1,4 +1,4 @@
-"""The stream clock of each events partition: the policy, without Faust.
+"""The stream clock of each input partition: the policy, without Faust.
 
 A partition's clock is the newest event time read from it (an event dated more than
 MAX_CLOCK_SKEW_SECONDS into the future does not move it). A clock tick from the timer carries
@@ -35,7 +35,7 @@ def tick_is_trusted(at: float, force: bool, idle_since: float, idle_seconds: flo
 
 
 class StreamClocks:
-    """The clocks of the events partitions one worker owns."""
+    """The clocks of the partitions one worker owns."""
 
     def __init__(
         self,
@@ -48,7 +48,7 @@ class StreamClocks:
         self.wall_clock = wall_clock
         self.idle_seconds = idle_seconds
         self.clock: dict[int, float] = {}
-        #: events partition -> input ("raw topic:partition") -> newest event time read from it
+        #: partition -> input ("raw topic:partition") -> newest event time read from it
         self.inputs: dict[int, dict[str, float]] = {}
         self.last_event_wall: dict[int, float] = {}
         self.started_wall = wall_clock()

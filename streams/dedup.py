@@ -4,11 +4,11 @@ Two kinds of repeats reach the `process` agent:
 
 * **Re-reads.** After a crash the worker reads again every message after the last committed
   offset. Whether such a message was applied is answered by the page's own table value: it
-  stores the (partition, offset) of the newest message applied to the page, in the same
-  changelog record as the state it changed. One record, so the answer is never out of step
-  with the state.
+  stores the input ("raw topic:partition") and offset of the newest message applied to the
+  page, in the same changelog record as the state it changed. One record, so the answer is
+  never out of step with the state.
 * **Copies.** The same event id in another message: VK repeating a callback, a connector
-  polling twice, or `normalize` re-publishing after its own crash. The page's record also
+  polling twice or re-sending after its own crash. The page's record also
   remembers the ids of its events (and of the flags sent about it) for `RETENTION_SECONDS` of
   stream time, at most `MAX_IDS_PER_PAGE` of each: again in the same record as the state, so a
   crash can never store the ids without the state they changed, or the other way round.
@@ -31,17 +31,17 @@ MAX_IDS_PER_PAGE = 10_000
 
 
 def repeat_kind(
-    partition: int,
+    input_: str,
     offset: int,
-    applied: tuple[int, int] | None,
+    applied: tuple[str, int] | None,
     known: bool,
 ) -> str:
-    """`NEW`, `REPLAY` or `COPY` for the message at (`partition`, `offset`).
+    """`NEW`, `REPLAY` or `COPY` for the message at `offset` of `input_` ("topic:partition").
 
-    `applied` is the page's newest applied message (None for a page without one); `known`
-    whether the page remembers the event's id.
+    `applied` is the page's newest applied message as (input, offset) (None for a page without
+    one); `known` whether the page remembers the event's id.
     """
-    if applied is not None and applied[0] == partition and applied[1] >= offset:
+    if applied is not None and applied[0] == input_ and applied[1] >= offset:
         # A page's events are read in offset order from one partition: everything up to the
         # newest applied message was applied (or recognised as a repeat) already.
         return REPLAY

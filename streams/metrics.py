@@ -86,7 +86,7 @@ class DozorMetrics:
         )
         self.stage_seconds = Histogram(
             "dozor_batch_stage_seconds",
-            "Wall time of one events batch in each stage of the process agent: classify, "
+            "Wall time of one input batch in each stage of the process agent: classify, "
             "step (tracking and flags), publish (send and wait for the acks), store.",
             ["stage"], buckets=BATCH_SECONDS_BUCKETS, registry=r,
         )

@@ -1,7 +1,8 @@
 """One batch of the `process` agent, without Faust: decoded records in; what to send, what to
 store and which metrics change out.
 
-The agent (streams/app.py) decodes a batch of the events topic into `InputRecord`s, asks
+The agent (streams/app.py) decodes a batch of its inputs (raw payloads through `Normalizer`,
+clock ticks) into `InputRecord`s, asks
 `BatchStep.to_classify` which comments need the model, runs it, and calls `BatchStep.run`.
 The step reads the tables through plain mappings (`Tables`: Faust tables in the worker, dicts
 in tests) and never writes them: it returns a `BatchResult`, whose `sends` the agent publishes
@@ -43,28 +44,36 @@ from streams.tracking.effects import QuestionAnswered
 log = logging.getLogger(__name__)
 
 # Output roles: the agent maps them to its topics.
+EVENTS = "events"
 CLASSIFIED = "classified"
 FLAGS = "flags"
 FLAG_UPDATES = "flag_updates"
+DEAD_LETTERS = "dead_letters"  # the agent adds these; the step sends none
 
 
 @dataclass(frozen=True)
 class InputRecord:
-    """One decoded message of the events topic."""
+    """One decoded input message: a raw payload's canonical event, or a clock tick."""
 
     partition: int
     offset: int
     item: CanonicalEvent | Tick
-    #: The event's input (SOURCE_HEADER: "raw topic:partition"), or None.
+    #: The event's input, "raw topic:partition" (None in tests that do not care).
     source: str | None = None
     #: The broker message it came from, opaque here: table writes carry it back, so the agent
     #: files each write in the changelog partition of the message that caused it.
     ref: Any = None
 
+    @property
+    def input(self) -> str:
+        """Which input the offset counts in: the source, else the partition."""
+        return self.source if self.source is not None else str(self.partition)
+
 
 @dataclass(frozen=True)
 class Send:
-    """A record to publish: `role` (CLASSIFIED, FLAGS, FLAG_UPDATES), key and value bytes."""
+    """A record to publish: `role` (EVENTS, CLASSIFIED, FLAGS, FLAG_UPDATES), key and value
+    bytes."""
 
     role: str
     key: bytes
@@ -197,6 +206,7 @@ class BatchStep:
             out.metric("duplicates")
             return
         out.metric("events", platform=event.platform, kind=event.kind, action=event.action)
+        out.sends.append(Send(EVENTS, event.page_id.encode(), event.to_json()))
         if event.created_at:
             out.metric("last_event_timestamp", "set", event.created_at, platform=event.platform)
         page = self._page(event.page_id, out)
@@ -227,7 +237,7 @@ class BatchStep:
         flags.extend(effect_flags(effects, page, now))
         # Before this event's own flags are remembered: updates concern flags sent earlier.
         updates = flag_updates(record, event, classified, effects, now, record.sent.__contains__)
-        record.applied = (partition, offset)
+        record.applied = (rec.input, offset)
         if rec.source is not None:
             record.source = rec.source
         # Its view (metrics) at the time the page's own input has reached, as a tick shows it.
@@ -248,7 +258,7 @@ class BatchStep:
         record = self._stored_record(event.page_id)
         if record is None:
             return NEW
-        return repeat_kind(rec.partition, rec.offset, record.applied, event.event_id in record.seen)
+        return repeat_kind(rec.input, rec.offset, record.applied, event.event_id in record.seen)
 
     def _queue_flags(
         self, flags: list[Flag], record: PageRecord, now: float, out: BatchResult

@@ -57,10 +57,11 @@ class PageRecord:
     state: PageState
     partition: int
     counts: dict[str, int] = field(default_factory=dict)
-    #: (partition, offset) of the newest events-topic message applied to the page: stored in the
-    #: same table value as the state, so a message re-read after a crash is recognised exactly
-    #: when its effect on the state was stored (streams/dedup.py).
-    applied: tuple[int, int] | None = None
+    #: (input, offset) of the newest message applied to the page, the input being its raw
+    #: topic and partition ("dozor.raw.vk:2"): stored in the same table value as the state, so a
+    #: message re-read after a crash is recognised exactly when its effect on the state was
+    #: stored (streams/dedup.py).
+    applied: tuple[str, int] | None = None
     #: The input the page's events come from (raw topic and partition, e.g. "dozor.raw.vk:2"):
     #: how far that input has got decides how far a clock tick may sweep the page (sweep_time).
     source: str | None = None
@@ -80,11 +81,15 @@ class PageRecord:
     @classmethod
     def from_value(cls, value: dict[str, Any], policy: TrackingPolicy) -> PageRecord:
         applied = value.get("applied")
+        if applied and not isinstance(applied[0], str):
+            # Stored before the worker read the raw topics itself: an events-topic offset, not
+            # comparable with raw offsets. The remembered ids still recognise copies.
+            applied = None
         return cls(
             PageState.from_dict(value["state"], policy.spike),
             int(value["partition"]),
             {**{o: 0 for o in QUESTION_OUTCOMES}, **value.get("counts", {})},
-            (int(applied[0]), int(applied[1])) if applied else None,
+            (applied[0], int(applied[1])) if applied else None,
             value.get("source"),
             value.get("spike_item"),
             value.get("seen") or {},

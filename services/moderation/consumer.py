@@ -118,7 +118,7 @@ def split_batch(config: ConsumerConfig, records_by_tp: dict) -> Batch:
         decoder, out = decoders[tp.topic]
         for message in records:
             if tp.topic == config.topic_events and message.key == TICK_KEY:
-                continue  # the worker's clock ticks share the events topic; not an event
+                continue  # clock ticks (the events topic carried them until 2026-12-06)
             try:
                 out.append(decoder(message.value))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:

@@ -93,7 +93,7 @@ def test_answered_question_closes_without_a_flag_and_unanswered_is_flagged_once(
         "DOZOR_FLAG_NEGATIVE_THRESHOLD": "1.01",
     })
     prefix = worker.env["DOZOR_APP_ID"]
-    events_topic, flags_topic = f"{prefix}.events", f"{prefix}.flags"
+    clock_topic, flags_topic = f"{prefix}.clock", f"{prefix}.flags"
     updates = first_hour()
 
     with FakeTelegram(token=TOKEN) as fake:
@@ -121,12 +121,12 @@ def test_answered_question_closes_without_a_flag_and_unanswered_is_flagged_once(
         assert questions.get(in_time) == 1, questions
 
         # the first hour is over: the unanswered question becomes overdue
-        asyncio.run(advance_clock(kafka_bootstrap, events_topic, T0 + 2 * HOUR - 60))
+        asyncio.run(advance_clock(kafka_bootstrap, clock_topic, T0 + 2 * HOUR - 60))
         for upd in later(updates[1]):
             fake.add_update(upd)
         assert asyncio.run(run_connector(settings, IngestMetrics(), once=True)).produced == 1
     wait_for(telegram_events(5), timeout=60, message="the barrier question in the worker")
-    asyncio.run(advance_clock(kafka_bootstrap, events_topic, T0 + 4 * HOUR))
+    asyncio.run(advance_clock(kafka_bootstrap, clock_topic, T0 + 4 * HOUR))
 
     flags = consume_json(
         kafka_bootstrap, flags_topic,

@@ -63,7 +63,7 @@ def test_the_worker_flags_the_queue_shows_the_page_answers_the_item_closes(
         produce(kafka_bootstrap, f"{prefix}.raw.vk", str(-VK_OWNER), [vk_comment(VK_OWNER, 11, T0, QUESTION, 610001)])
         wait_for(lambda: sum(metric_samples(worker.metrics(), "dozor_events_total").values()) >= 1,
                  timeout=90, message="the question read by the worker")
-        asyncio.run(advance_clock(kafka_bootstrap, f"{prefix}.events", T0 + 2 * 3600))
+        asyncio.run(advance_clock(kafka_bootstrap, f"{prefix}.clock", T0 + 2 * 3600))
 
         wait_for(lambda: _schema(url), timeout=60, message=f"the migrated store ({log_path})")
         store = ModerationStore(make_engine(url))

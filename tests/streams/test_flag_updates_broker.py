@@ -88,7 +88,7 @@ def test_a_late_answer_updates_the_flag_and_telegram_pages_are_tracked(
             return sum(samples.values()) >= 5  # the VK question, the post and three comments
 
         wait_for(events_seen, timeout=90, message="the events of both platforms")
-        asyncio.run(advance_clock(kafka_bootstrap, f"{prefix}.events", T0 + 2 * 3600))
+        asyncio.run(advance_clock(kafka_bootstrap, f"{prefix}.clock", T0 + 2 * 3600))
         flags = consume_json(
             kafka_bootstrap, f"{prefix}.flags",
             until=lambda objs: sum(o["reason"] == "unanswered_question" for o in objs) >= 2,

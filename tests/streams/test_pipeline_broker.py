@@ -191,3 +191,26 @@ def test_metrics_show_the_replay_and_pass_promtool(replayed, expected, tmp_path)
     assert result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(), (
         result.stdout + result.stderr
     )
+
+
+def test_a_worker_refuses_input_topics_with_different_partition_counts(kafka_bootstrap, tmp_path,
+                                                                       tiny_model_dir):
+    """A raw topic made elsewhere with another partition count (a broker's auto-create default)
+    would pair a page's records with another partition's clock and state: the worker says so and
+    exits instead."""
+    import asyncio
+    import sys
+    import uuid
+
+    from services.broker import free_port
+    from streams.topics import ensure_topics
+    from tests.support.worker import REPO, worker_environment
+
+    prefix = f"p{uuid.uuid4().hex[:8]}"
+    env = worker_environment(kafka_bootstrap, tiny_model_dir, tmp_path / "data", prefix, free_port())
+    counts = asyncio.run(ensure_topics(kafka_bootstrap, [f"{prefix}.raw.vk"], 2))
+    assert counts == {f"{prefix}.raw.vk": 2}
+    done = subprocess.run([sys.executable, "-m", "services.cli", "worker"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    assert f"{prefix}.raw.vk: 2" in done.stderr and f"{prefix}.clock: 4" in done.stderr, done.stderr

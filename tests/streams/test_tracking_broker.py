@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from services.broker import free_port
 from services.replay import advance_clock, read_lines, replay_lines, wait_until_consumed
@@ -98,7 +99,7 @@ class ScenarioRun:
         self.workers: list[WorkerProcess] = []
         self.next_offsets: dict[int, int] = {}
 
-    def start_worker(self) -> WorkerProcess:
+    def start_worker(self, **extra_env: str) -> WorkerProcess:
         port = free_port()
         env = worker_environment(
             self.bootstrap, self.model, self.tmp / f"data{len(self.workers)}", self.prefix, port
@@ -108,6 +109,7 @@ class ScenarioRun:
             DOZOR_CLOCK_IDLE_SECONDS="1000000000",
             DOZOR_FLAG_NEGATIVE_THRESHOLD="1.01",
         )
+        env.update(extra_env)
         worker = WorkerProcess(
             env=env, log_path=self.tmp / f"worker{len(self.workers)}.log", metrics_port=port
         )
@@ -124,7 +126,7 @@ class ScenarioRun:
         asyncio.run(wait_until_consumed(
             self.bootstrap, self.prefix, f"{self.prefix}.raw.vk", self.next_offsets
         ))
-        asyncio.run(advance_clock(self.bootstrap, f"{self.prefix}.events", end_at))
+        asyncio.run(advance_clock(self.bootstrap, f"{self.prefix}.clock", end_at))
         flags = consume_json(
             self.bootstrap, f"{self.prefix}.flags",
             until=lambda objs: sum(o["reason"] in TRACKING_REASONS for o in objs) >= n_flags,
@@ -227,52 +229,53 @@ def test_a_tick_does_not_sweep_a_page_past_its_own_input(kafka_bootstrap, scenar
                                                          tmp_path):
     """The failure the crash test caught now and then, made deterministic.
 
-    After a restart the worker normalises each raw partition's backlog in turn, so one events
-    partition can hold page A's afternoon before page B's morning. Here, written straight into
-    events partition 0 with their inputs in the source header: B's question (raw:1, Wed 09:30,
-    due 13:30), A's comment (raw:0, Wed 15:40), a pause in which clock ticks arrive (the
-    partition clock reads 15:40), then B's answer (raw:1, Wed 10:05). Sweeping B at the
-    partition clock flagged the answered question overdue; B may only be swept as far as
-    raw:1 has got.
+    One partition number holds two inputs, the VK and the Telegram raw topics, and after a
+    restart one can be hours ahead of the other. Here, written straight into partition 0 of
+    each: B's question (VK, Wed 09:30, due 13:30), a post of Telegram page A (Wed 15:40), a
+    pause in which clock ticks arrive (the partition clock reads 15:40), then B's answer (VK,
+    Wed 10:05). Sweeping B at the partition clock flagged the answered question overdue; B
+    may only be swept as far as its own input has got.
     """
     from aiokafka import AIOKafkaProducer
 
-    from streams.app import SOURCE_HEADER
     from streams.normalize.vk import normalize_vk_bytes
+    from tests.support import telegram_payloads as tg
 
     run = ScenarioRun(kafka_bootstrap, scenario_model, tmp_path)
     lines = read_lines(SCENARIO / "events.jsonl")
-    canonical = {}
+    raw = {}
     for line in lines:
         event = normalize_vk_bytes(line)
-        canonical[(event.page_id, event.item_id, event.action)] = event
-    question = canonical[("vk:-2000003", "3004", "new")]
-    answer = canonical[("vk:-2000003", "3007", "new")]
-    other = canonical[("vk:-2000001", "1007", "new")]
-    assert question.created_at < answer.created_at < question.created_at + 3600 < other.created_at
-    events_topic = f"{run.prefix}.events"
+        raw[(event.page_id, event.item_id, event.action)] = (line, event)
+    (question_line, question), (answer_line, answer) = (
+        raw[("vk:-2000003", "3004", "new")], raw[("vk:-2000003", "3007", "new")])
+    post_at = int(question.created_at) + 6 * 3600 + 10 * 60  # Wed 15:40
+    assert question.created_at < answer.created_at < question.created_at + 3600 < post_at
+    post = json.dumps(tg.channel_post(41, "График приёма граждан", date=post_at),
+                      ensure_ascii=False).encode()
+    pages = tmp_path / "pages.yaml"
+    scenario_pages = yaml.safe_load((SCENARIO / "pages.yaml").read_text("utf-8"))["pages"]
+    pages.write_text(tg.registry_yaml(*scenario_pages), "utf-8")
 
-    async def send(items: list[tuple]) -> None:
+    async def send(items: list[tuple[str, bytes]]) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
         await producer.start()
         try:
-            for event, origin in items:
-                await producer.send_and_wait(events_topic, value=event.to_json(), key=event.page_id.encode(),
-                                             partition=0, headers=[(SOURCE_HEADER, origin.encode())])
+            for topic, value in items:
+                await producer.send_and_wait(f"{run.prefix}.{topic}", value=value, partition=0)
         finally:
             await producer.stop()
 
+    def events_read() -> float:
+        return sum(metric_samples(worker.metrics(), "dozor_events_total").values())
+
     try:
-        worker = run.start_worker()
-        run.replay(lines[:1])  # the school's first post, through the raw topic: the topics exist now
-        wait_for(lambda: sum(metric_samples(worker.metrics(), "dozor_events_total").values()) >= 1,
-                 timeout=60, message="the worker read its first event")
-        asyncio.run(send([(question, "raw:1"), (other, "raw:0")]))
-        wait_for(lambda: sum(metric_samples(worker.metrics(), "dozor_events_total").values()) >= 3,
-                 timeout=60, message="B's question and A's comment applied")
+        worker = run.start_worker(DOZOR_PAGES_FILE=str(pages))
+        asyncio.run(send([("raw.vk", question_line), ("raw.telegram", post)]))
+        wait_for(lambda: events_read() >= 2, timeout=60, message="B's question and A's post applied")
         time.sleep(3.0)  # six sweep intervals: ticks arrive with the partition clock at 15:40
-        asyncio.run(send([(answer, "raw:1")]))
-        asyncio.run(advance_clock(kafka_bootstrap, events_topic, expected["end_at"]))
+        asyncio.run(send([("raw.vk", answer_line)]))
+        asyncio.run(advance_clock(kafka_bootstrap, f"{run.prefix}.clock", expected["end_at"]))
 
         def answered():
             samples = metric_samples(worker.metrics(), "dozor_questions_total")
@@ -285,3 +288,53 @@ def test_a_tick_does_not_sweep_a_page_past_its_own_input(kafka_bootstrap, scenar
         assert samples.get((("outcome", "answered_late"), ("page_id", "vk:-2000003")), 0) == 0
     finally:
         run.stop()
+
+
+def raw_partitions(worker: WorkerProcess, topic: str) -> set[int]:
+    """The raw partitions the worker owns now (it exports their lag; a revoked one's is removed)."""
+    return {int(dict(labels)["partition"])
+            for labels in metric_samples(worker.metrics(), "dozor_consumer_lag_messages")
+            if dict(labels)["topic"] == topic}
+
+
+def test_two_workers_split_the_pages_and_one_takes_over_when_the_other_is_killed(
+        kafka_bootstrap, scenario_model, expected, uninterrupted, tmp_path):
+    """Scale-out: two workers of one group on four partitions. The scenario's pages hash to raw
+    partitions 0 (three pages, the spike among them) and 3 (one). SIGKILL the owner of
+    partition 0 as soon as its spike flag is out; the other worker takes the partition over,
+    rebuilds its pages from the changelog and finishes the two days: the same flags, none lost
+    or doubled, and the same tracking metrics as one uninterrupted worker."""
+    run = ScenarioRun(kafka_bootstrap, scenario_model, tmp_path)
+    lines = read_lines(SCENARIO / "events.jsonl")
+    topic = f"{run.prefix}.raw.vk"
+    try:
+        workers = [run.start_worker(), run.start_worker()]
+
+        def split():
+            owned = [raw_partitions(w, topic) for w in workers]
+            settled = all(owned) and not owned[0] & owned[1] and owned[0] | owned[1] == {0, 1, 2, 3}
+            return owned if settled else None
+
+        owned = wait_for(split, timeout=60, message="the two workers share the partitions")
+        run.replay(lines[:30])
+        consume_json(kafka_bootstrap, f"{run.prefix}.flags", timeout=60,
+                     until=lambda objs: any(o["reason"] == "negative_spike" for o in objs))
+        owner = 0 if 0 in owned[0] else 1
+        victim, survivor = workers[owner], workers[1 - owner]
+        if 3 in owned[1 - owner]:  # the assignor may also put 0 and 3 on one worker
+            wait_for(lambda: sum(metric_samples(survivor.metrics(), "dozor_events_total").values())
+                     > 0, timeout=60, message="the other worker processed its page")
+        print(f"partitions {owned}; killing the owner of partition 0")
+        victim.kill()
+        wait_for(lambda: raw_partitions(survivor, topic) == {0, 1, 2, 3}, timeout=60,
+                 message="the survivor took the killed worker's partitions over")
+        run.replay(lines[30:])
+        run.workers = [survivor]  # finish() reads the last worker's metrics
+        flags_after, metrics_after = run.finish(expected["end_at"], len(expected_flags(expected)))
+    finally:
+        run.stop()
+    flags, metrics = uninterrupted
+    assert sorted((f["page_id"], f["item_id"], f["reason"]) for f in flags_after) == sorted(
+        (f["page_id"], f["item_id"], f["reason"]) for f in flags), "a flag lost or repeated"
+    assert len({f["flag_id"] for f in flags_after}) == len(flags_after)
+    assert flatten(metrics_after) == flatten(metrics)

@@ -89,6 +89,7 @@ def worker_environment(
         DOZOR_TOPIC_RAW_VK=f"{prefix}.raw.vk",
         DOZOR_TOPIC_RAW_TELEGRAM=f"{prefix}.raw.telegram",
         DOZOR_TOPIC_EVENTS=f"{prefix}.events",
+        DOZOR_TOPIC_CLOCK=f"{prefix}.clock",
         DOZOR_TOPIC_CLASSIFIED=f"{prefix}.classified",
         DOZOR_TOPIC_FLAGS=f"{prefix}.flags",
         DOZOR_TOPIC_DEAD_LETTERS=f"{prefix}.dead-letters",

@@ -18,6 +18,7 @@ from streams.metrics import DozorMetrics
 from streams.pages import Page, PageRegistry
 from streams.process import (
     CLASSIFIED,
+    EVENTS,
     FLAG_UPDATES,
     FLAGS,
     BatchStep,
@@ -111,7 +112,11 @@ NEUTRAL = comment("103", msk("2026-03-04 10:06"), "Спасибо", author="6100
 
 def test_a_batch_sends_classified_comments_and_flags_and_stores_after():
     worker = Worker()
-    result = worker.batch(records(post("501", msk("2026-03-04 09:00")), QUESTION, TOXIC, NEUTRAL))
+    items = (post("501", msk("2026-03-04 09:00")), QUESTION, TOXIC, NEUTRAL)
+    result = worker.batch(records(*items))
+    # every event, as read, for the moderation queue's threads; keyed by page
+    assert sent(result, EVENTS) == [e.to_dict() for e in items]
+    assert {s.key for s in result.sends if s.role == EVENTS} == {PAGE.page_id.encode()}
     assert [c["item_id"] for c in sent(result, CLASSIFIED)] == ["101", "102", "103"]
     flags = sent(result, FLAGS)
     assert sorted(f["reason"] for f in flags) == ["strongly_negative", "toxic"]
@@ -121,7 +126,7 @@ def test_a_batch_sends_classified_comments_and_flags_and_stores_after():
     # one write: the page, with its newest applied message and the ids of its events and flags
     assert [(w.table, w.key) for w in result.writes] == [("pages", PAGE.page_id)]
     page_value = json.loads(worker.tables["pages"][PAGE.page_id])
-    assert page_value["applied"] == [0, 3] and page_value["source"] == "raw:0"
+    assert page_value["applied"] == ["raw:0", 3] and page_value["source"] == "raw:0"
     assert list(page_value["seen"]) == [e.event_id for e in (post("501", 0), QUESTION, TOXIC, NEUTRAL)]
     assert set(page_value["sent"]) == {f["flag_id"] for f in flags}
     # the write names the page's newest message, whose changelog partition takes it
@@ -289,7 +294,7 @@ def test_an_answer_after_the_deadline_with_no_sweep_between_flags_and_updates_in
     worker.batch(records(QUESTION))
     answer = page_reply("201", msk("2026-03-04 11:30"), to=QUESTION)
     result = worker.batch(records(answer, start=1))
-    assert [s.role for s in result.sends] == [CLASSIFIED, FLAGS, FLAG_UPDATES]
+    assert [s.role for s in result.sends] == [EVENTS, CLASSIFIED, FLAGS, FLAG_UPDATES]
     assert sent(result, FLAG_UPDATES)[0]["flag_id"] == sent(result, FLAGS)[0]["flag_id"]
 
 

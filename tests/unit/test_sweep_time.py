@@ -75,6 +75,6 @@ def test_an_answer_queued_in_a_slower_input_is_not_flagged_overdue():
 
 def test_the_stored_json_is_the_record_value():
     record = PageRecord.new("vk:-1", 2, POLICY)
-    record.applied, record.source = (2, 40), "dozor.raw.vk:3"
+    record.applied, record.source = ("dozor.raw.vk:3", 40), "dozor.raw.vk:3"
     assert json.loads(record.to_json()) == record.to_value()
     assert PageRecord.from_json(record.to_json(), POLICY).to_value() == record.to_value()
