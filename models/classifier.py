@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -20,6 +20,7 @@ from transformers.utils import logging as transformers_logging
 import models.ngram_model  # noqa: F401  (registers the transformer + n-gram architecture with the Auto classes)
 from models.batching import map_batches
 from models.labels import DEFAULT_THRESHOLD, labels_reaching
+from models.memory import FreedMemoryReturner
 from models.topic_head import TopicHead
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,9 @@ class TextClassifier:
     source: str = ""
     quantize: str = "none"  # how the linear layers run: none (float32) | int8
     topic_head: TopicHead | None = None  # the folder's topics.json + topics.safetensors, if any
+    #: after every few predictions, the heap the forward passes freed goes back (models/memory.py)
+    return_freed_memory: FreedMemoryReturner = field(default_factory=FreedMemoryReturner,
+                                                     repr=False, compare=False)
 
     @classmethod
     def load(
@@ -242,7 +246,9 @@ class TextClassifier:
             return [(combine_scores(row, self.index_to_label, self.multi_label), name)
                     for row, name in zip(probabilities, names)]
 
-        return map_batches(texts, self.batch_size, run, lengths=[len(text) for text in texts])
+        rows = map_batches(texts, self.batch_size, run, lengths=[len(text) for text in texts])
+        self.return_freed_memory()
+        return rows
 
     def labels_above(self, scores: dict[str, float]) -> list[str]:
         """The labels whose probability reaches their threshold."""
