@@ -4,9 +4,9 @@ One agent, `process`, reads the raw topics (VK, Telegram; the connectors key the
 one partition number owns a page) and the clock topic, in batches (up to `batch_size` or
 `batch_wait` seconds):
 
-* raw payloads become canonical events through `streams.process.Normalizer`; invalid ones go
-  to the dead-letter topic with the reason (it never stops on bad input), well-formed ones
-  Dozor does not track are counted and skipped;
+* `streams.inputs.InputDecoder` turns raw payloads into canonical events; invalid ones go to
+  the dead-letter topic with the reason (it never stops on bad input), well-formed ones Dozor
+  does not track are counted and skipped;
 * the comments that need it are classified off the event loop, `streams.process.BatchStep`
   applies the batch (repeats, tracking, flags, flag updates), and this module publishes its
   outputs (the canonical events too, for the moderation queue), waits for the broker's
@@ -33,17 +33,16 @@ import faust
 from faust.streams import _current_event  # the event whose partition a table write goes to
 
 from streams.classify import Classified, classify_events, needs_classification
-from streams.dead_letter import DeadLetterLimit, DeadLetterLimitExceeded, dead_letter_record, encode
+from streams.dead_letter import DeadLetterLimitExceeded
 from streams.events import CanonicalEvent
 from streams.faust_tuning import close_seek_gaps, set_fetch_max_wait
 from streams.flags import FlagPolicy
+from streams.inputs import DecodedBatch, InputDecoder
 from streams.metrics import DozorMetrics
-from streams.normalize import InvalidPayload
 from streams.pages import PageRegistry
 from streams.process import CLASSIFIED, DEAD_LETTERS, EVENTS, FLAG_UPDATES, FLAGS, BatchResult
-from streams.process import BatchStep
-from streams.process import InputRecord, Normalizer, Send, Tables
-from streams.ticks import TICK_KEY, Tick, parse_tick, tick_message
+from streams.process import BatchStep, Normalizer, Tables
+from streams.ticks import TICK_KEY, Tick, tick_message
 from streams.topics import TopicNames
 from streams.track import PageView, TrackingPolicy
 
@@ -116,7 +115,6 @@ class DozorStreams:
         self.metrics = metrics
         self.wall_clock = wall_clock
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier")
-        self.normalizer = Normalizer.for_pages(pages)
         self.lag_exported: set[tuple[str, str]] = set()  # (topic, partition) of consumer_lag
         self.app = self._build_app()
         self.step = BatchStep(
@@ -153,7 +151,9 @@ class DozorStreams:
         # One agent over the raw topics and the clock: same partition count, so Faust assigns
         # partition p of each (and of the tables' changelogs) to the same worker.
         self.inputs = app.topic(t.raw_vk, t.raw_telegram, t.clock, **raw)
-        self.platforms = {t.raw_vk: "vk", t.raw_telegram: "telegram"}
+        self.decoder = InputDecoder(Normalizer.for_pages(self.pages),
+                                    {t.raw_vk: "vk", t.raw_telegram: "telegram"},
+                                    c.dead_letter_max_consecutive)
         self.clock_topic = app.topic(t.clock, **raw)
         # BatchResult.sends name their topic by role; _publish hands them to the producer itself
         self.outputs = {EVENTS: t.events, CLASSIFIED: t.classified, FLAGS: t.flags,
@@ -163,11 +163,6 @@ class DozorStreams:
         # go to the changelog (and come back from it) as they are.
         self.page_table = app.Table("pages", **{**table, "value_type": bytes})
         self.clock_table = app.Table("clock", **table)
-        # One count per raw topic: valid VK traffic must not hide a broken Telegram input.
-        self.dead_letter_limits = {
-            platform: DeadLetterLimit(c.dead_letter_max_consecutive)
-            for platform in ("vk", "telegram")
-        }
         app.agent(self.inputs, name="process")(self._process_agent)
         app.timer(c.sweep_interval)(self._tick_timer)
 
@@ -197,13 +192,17 @@ class DozorStreams:
                 for event in batch:
                     event.message.incref()
                 t0 = time.perf_counter()
-                rejected: list[Send] = []
+                decoded = DecodedBatch()
                 try:
-                    records = [r for r in (self._decode(e, rejected) for e in batch) if r]
+                    for event in batch:
+                        m = event.message
+                        self.decoder.add(decoded, m.topic, m.partition, m.offset, event.key,
+                                         event.value, event)
                 except DeadLetterLimitExceeded as exc:
                     log.critical("%s", exc)
                     await self.app.crash(exc)
                     return
+                records = decoded.records
                 results = await self._classify(self.step.to_classify(records))
                 self.metrics.stage_seconds.labels(stage="classify").observe(
                     time.perf_counter() - t0)
@@ -211,7 +210,8 @@ class DozorStreams:
                     await inflight  # batch N stored and acked; raises what it raised
                 t1 = time.perf_counter()
                 out = self.step.run(records, results)
-                out.sends[:0] = rejected
+                out.sends[:0] = decoded.dead_letters
+                out.metrics += decoded.metrics
                 self.metrics.stage_seconds.labels(stage="step").observe(time.perf_counter() - t1)
                 inflight = asyncio.ensure_future(self._finish(stream, batch, out))
         finally:
@@ -231,44 +231,6 @@ class DozorStreams:
         stage.labels(stage="store").observe(time.perf_counter() - t1)
         for event in batch:
             await stream.ack(event)
-
-    def _decode(self, event, rejected: list[Send]) -> InputRecord | None:
-        """A tick, or a raw payload's canonical event; None for anything else. An invalid
-        payload's dead letter goes to `rejected`, published with the batch's outputs (its
-        offset is committed only after that, like every other input's)."""
-        message = event.message
-        platform = self.platforms.get(message.topic)
-        if platform is None:  # the clock topic
-            if event.key != TICK_KEY:
-                log.error("not a clock tick at %s:%s:%s", message.topic, message.partition,
-                          message.offset)
-                return None
-            try:
-                tick = parse_tick(event.value)
-            except (ValueError, TypeError, KeyError) as exc:
-                log.error("undecodable clock tick at %s: %s", message, exc)
-                return None
-            return InputRecord(message.partition, message.offset, tick, ref=event)
-        raw = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
-        limit = self.dead_letter_limits[platform]
-        try:
-            canonical = self.normalizer(platform, raw)
-            limit.valid()
-        except InvalidPayload as error:
-            limit.invalid(error)  # raises DeadLetterLimitExceeded past the limit
-            record = dead_letter_record(raw, error, topic=message.topic,
-                                        partition=message.partition, offset=message.offset,
-                                        platform=platform)
-            rejected.append(Send(DEAD_LETTERS, event.key or b"", encode(record)))
-            self.metrics.dead_letters.labels(reason=error.reason).inc()
-            log.warning("dead letter %s at %s:%s:%s", error, message.topic, message.partition,
-                        message.offset)
-            return None
-        if canonical is None:  # well-formed, but nothing Dozor tracks
-            self.metrics.ignored_updates.labels(platform=platform).inc()
-            return None
-        return InputRecord(message.partition, message.offset, canonical,
-                           f"{message.topic}:{message.partition}", event)
 
     async def _classify(self, events: list[CanonicalEvent]) -> dict[str, Classified]:
         if not any(needs_classification(e) for e in events):
