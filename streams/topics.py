@@ -42,8 +42,10 @@ def partition_mismatch(counts: dict[str, int], names: list[str]) -> str | None:
     listed = ", ".join(f"{name}: {n}" for name, n in found.items())
     return (f"the worker's input topics must have the same number of partitions ({listed}): "
             "a page's raw records, its clock ticks and its state are matched by partition "
-            "number. Add partitions to the smaller topics (kafka-topics.sh --alter "
-            "--partitions N) or set DOZOR_TOPIC_PARTITIONS and use new topic names.")
+            "number. Usually the raw topics were auto-created with the broker's default: set "
+            "DOZOR_TOPIC_PARTITIONS to their count and delete the clock topic (it holds only "
+            "ticks; the worker creates it again), or add partitions to the raw topics "
+            "(kafka-topics.sh --alter --partitions N) before any page has state.")
 
 
 async def ensure_topics(
