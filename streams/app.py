@@ -42,11 +42,11 @@ from streams.metrics import DozorMetrics
 from streams.pages import PageRegistry
 from streams.process import CLASSIFIED, DEAD_LETTERS, EVENTS, FLAG_UPDATES, FLAGS, BatchResult
 from streams.process import BatchStep, Normalizer, Tables
-from streams.ticks import TICK_KEY, Tick, tick_message
+from streams.ticks import TICK_KEY, tick_message
 from streams.topics import TopicNames
 from streams.track import PageView, TrackingPolicy
 
-__all__ = ["DozorStreams", "StreamConfig", "TICK_KEY", "Tick", "tick_message"]
+__all__ = ["DozorStreams", "StreamConfig"]
 log = logging.getLogger(__name__)
 
 
