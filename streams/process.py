@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,6 +124,15 @@ class Tables:
 
     pages: Mapping[str, Any]
     clock: Mapping[str, Any]
+    #: Reads one page's value for the message `ref` it is read for (`read_page(page_id, ref)`):
+    #: a Faust table on RocksDB keeps one store per partition and finds it by the current
+    #: message. None: `pages.get(page_id)`.
+    read_page: Callable[[str, Any], Any] | None = None
+
+    def page(self, page_id: str, ref: Any) -> Any:
+        if self.read_page is None:
+            return self.pages.get(page_id)
+        return self.read_page(page_id, ref)
 
 
 @dataclass
@@ -144,14 +154,20 @@ class BatchStep:
         flag_policy: FlagPolicy,
         wall_clock: Callable[[], float],
         clock_idle_seconds: float,
+        cache_bytes: int = 0,
     ) -> None:
         self.tables = tables
         self.pages = pages
         self.tracking = tracking
         self.flag_policy = flag_policy
         self.clocks = StreamClocks(tables.clock, wall_clock, clock_idle_seconds)
-        self.records: dict[str, PageRecord] = {}
+        #: Parsed page records, least recently used first, at most `cache_bytes` of their
+        #: stored (JSON) size once a batch is stored (0: no limit); the tables hold the rest.
+        self.records = PageCache(cache_bytes)
         self.views: dict[str, PageView] = {}
+        #: partition -> page -> (when time alone next changes its view or sweep, its source):
+        #: a tick looks only at the pages due (PageState.next_change_at), cached or not.
+        self.due: dict[int, dict[str, tuple[float, str | None]]] = {}
         self.loaded_partitions: set[int] = set()
         self.unregistered: set[str] = set()
 
@@ -177,17 +193,28 @@ class BatchStep:
             else:
                 self._tick(rec, rec.item, out, pending)
         for page_id, (record, ref, at) in pending.dirty.items():
-            out.writes.append(TableWrite("pages", page_id, record.to_json(), ref))
+            value = record.to_json()
+            out.writes.append(TableWrite("pages", page_id, value, ref))
             out.views[page_id] = page_view(record, at)
+            self.records.sized(page_id, len(value))
+            self._index(page_id, record, at)
         for partition, (now, ref) in pending.clocks.items():
             out.writes.append(TableWrite("clock", str(partition), now, ref))
         return out
 
+    def stored(self, out: BatchResult) -> None:
+        """The batch's writes are stored: show its views, and keep the cache to its size (every
+        cached record is as stored now, so any of them may be read back from the table)."""
+        self.views.update(out.views)
+        self.records.trim()
+
     def forget_partitions(self, partitions: set[int]) -> None:
         """Partitions went to another worker: their table state may change there."""
         for page_id in [p for p, r in self.records.items() if r.partition in partitions]:
-            self.records.pop(page_id, None)
-            self.views.pop(page_id, None)
+            self.records.pop(page_id)
+        for partition in partitions:
+            for page_id in self.due.pop(partition, {}):
+                self.views.pop(page_id, None)
         self.loaded_partitions -= partitions
         self.clocks.forget(partitions)
 
@@ -225,7 +252,7 @@ class BatchStep:
             flags.extend(comment_flags(event, classified.scores, page, self.flag_policy,
                                        classified.topic))
 
-        record = self._record(event.page_id, partition)
+        record = self._record(event.page_id, partition, rec.ref)
         remember(record.seen, event.event_id, now)
         # Time has reached this event: deadlines before it have passed, whenever ticks ran.
         effects = sweep(record, event.created_at) if event.created_at else []
@@ -255,7 +282,7 @@ class BatchStep:
 
     def _repeat(self, event: CanonicalEvent, rec: InputRecord) -> str:
         """NEW, REPLAY or COPY (streams/dedup.py), from the page's record as the batch left it."""
-        record = self._stored_record(event.page_id)
+        record = self._stored_record(event.page_id, rec.ref)
         if record is None:
             return NEW
         return repeat_kind(rec.input, rec.offset, record.applied, event.event_id in record.seen)
@@ -283,22 +310,33 @@ class BatchStep:
         now, trusted = self.clocks.on_tick(partition, tick.at, tick.force)
         if self.tables.clock.get(str(partition)) != now:
             pending.clocks[partition] = (now, rec.ref)
-        self._load_partition(partition)
-        for page_id, record in list(self.records.items()):
-            if record.partition != partition:
-                continue
-            at = self.clocks.sweep_time(partition, now, trusted, record.source)
-            effects = sweep(record, at) if at > 0 else []
-            if effects:
-                pending.dirty[page_id] = (record, rec.ref, at)
-                self._queue_flags(effect_flags(effects, self._page(page_id, out), at),
-                                  record, at, out)
-            if at > 0:
-                out.views[page_id] = page_view(record, at)
-            elif page_id not in self.views and page_id not in out.views:
-                # Nothing read from the page's input yet: show it, with nothing overdue.
-                out.views[page_id] = page_view(record, 0.0)
+        self._load_partition(partition, now, trusted, rec.ref, out, pending)
+        for page_id, (due, source) in list(self.due.get(partition, {}).items()):
+            at = self.clocks.sweep_time(partition, now, trusted, source)
+            if at <= 0 or at < due:
+                continue  # nothing about the page changes before `due`
+            record = self._stored_record(page_id, rec.ref)
+            if record is not None:
+                self._sweep_page(page_id, record, at, rec.ref, out, pending)
         out.metric("stream_time", "set", self.clocks.newest())
+
+    def _sweep_page(
+        self, page_id: str, record: PageRecord, at: float, ref: Any, out: BatchResult,
+        pending: _Pending,
+    ) -> None:
+        """A tick's sweep of one page to `at`: overdue questions flagged, its view renewed."""
+        effects = sweep(record, at)
+        if effects:
+            pending.dirty[page_id] = (record, ref, at)
+            self._queue_flags(effect_flags(effects, self._page(page_id, out), at),
+                              record, at, out)
+        out.views[page_id] = page_view(record, at)
+        self._index(page_id, record, at)
+
+    def _index(self, page_id: str, record: PageRecord, at: float) -> None:
+        """When a tick must next look at the page (its view and sweep as of `at`)."""
+        self.due.setdefault(record.partition, {})[page_id] = (
+            record.state.next_change_at(at), record.source)
 
     # --- state ----------------------------------------------------------------------------------
 
@@ -312,33 +350,100 @@ class BatchStep:
             log.warning("events from unregistered page %s; add it to the page registry", page_id)
         return self.pages.get(page_id)
 
-    def _stored_record(self, page_id: str) -> PageRecord | None:
-        """The page's record from the cache, else the (recovered) table, else None."""
+    def _stored_record(self, page_id: str, ref: Any) -> PageRecord | None:
+        """The page's record from the cache, else the (recovered) table, else None. `ref`: the
+        message it is read for, of the page's partition."""
         record = self.records.get(page_id)
         if record is None:
-            value = self.tables.pages.get(page_id)
+            value = self.tables.page(page_id, ref)
             if value is not None:
-                record = self.records[page_id] = PageRecord.from_json(value, self.tracking)
+                record = PageRecord.from_json(value, self.tracking)
+                self.records.put(page_id, record, len(value))
         return record
 
-    def _record(self, page_id: str, partition: int) -> PageRecord:
+    def _record(self, page_id: str, partition: int, ref: Any) -> PageRecord:
         """The page's record: cached, stored, else new."""
-        record = self._stored_record(page_id)
+        record = self._stored_record(page_id, ref)
         if record is None:
-            record = self.records[page_id] = PageRecord.new(page_id, partition, self.tracking)
+            record = PageRecord.new(page_id, partition, self.tracking)
+            self.records.put(page_id, record, 0)
         return record
 
-    def _load_partition(self, partition: int) -> None:
-        """Bring the partition's pages from the recovered table into the cache, once."""
+    def _load_partition(
+        self, partition: int, now: float, trusted: bool, ref: Any, out: BatchResult,
+        pending: _Pending,
+    ) -> None:
+        """On the partition's first tick, sweep and show each of its pages in the (recovered)
+        table once, and note when each is next due; only those changed stay cached."""
         if partition in self.loaded_partitions:
             return
+        known = self.due.get(partition, {})
         for page_id, value in list(self.tables.pages.items()):
-            if page_id in self.records or value is None:
+            if value is None or page_id in known:
                 continue
-            record = PageRecord.from_json(value, self.tracking)
-            if record.partition == partition:
-                self.records[page_id] = record
+            record = cached = self.records.get(page_id)
+            if record is None:
+                record = PageRecord.from_json(value, self.tracking)
+            if record.partition != partition:
+                continue
+            at = self.clocks.sweep_time(partition, now, trusted, record.source)
+            if at > 0:
+                self._sweep_page(page_id, record, at, ref, out, pending)
+                if cached is None and page_id in pending.dirty:
+                    self.records.put(page_id, record, len(value))
+            else:
+                # Nothing read from the page's input yet: show it, with nothing overdue.
+                out.views[page_id] = page_view(record, 0.0)
+                self._index(page_id, record, 0.0)
         self.loaded_partitions.add(partition)
+
+
+class PageCache:
+    """Parsed page records by page id, least recently used first, each with the size of its
+    stored JSON; `trim` drops the least recently used beyond `limit` bytes of it (0: none)."""
+
+    def __init__(self, limit: int = 0) -> None:
+        self.limit = limit
+        self._records: OrderedDict[str, tuple[PageRecord, int]] = OrderedDict()
+        self.size = 0
+
+    def get(self, page_id: str) -> PageRecord | None:
+        entry = self._records.get(page_id)
+        if entry is None:
+            return None
+        self._records.move_to_end(page_id)
+        return entry[0]
+
+    def put(self, page_id: str, record: PageRecord, size: int) -> None:
+        self.pop(page_id)
+        self._records[page_id] = (record, size)
+        self.size += size
+
+    def sized(self, page_id: str, size: int) -> None:
+        """The cached record's JSON is `size` bytes now."""
+        entry = self._records.get(page_id)
+        if entry is not None:
+            self._records[page_id] = (entry[0], size)
+            self.size += size - entry[1]
+
+    def pop(self, page_id: str) -> None:
+        entry = self._records.pop(page_id, None)
+        if entry is not None:
+            self.size -= entry[1]
+
+    def trim(self) -> None:
+        while self.limit and self.size > self.limit and self._records:
+            _, (_, size) = self._records.popitem(last=False)
+            self.size -= size
+
+    def items(self) -> list[tuple[str, PageRecord]]:
+        return [(page_id, entry[0]) for page_id, entry in self._records.items()]
+
+    def __contains__(self, page_id: object) -> bool:
+        return page_id in self._records
+
+    def __len__(self) -> int:
+        return len(self._records)
 
 
 # --- normalisation: raw payload bytes → canonical event -------------------------------------------

@@ -33,6 +33,7 @@ Decisions, in short (the module's tests pin each of them):
 from __future__ import annotations
 
 import heapq
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -329,6 +330,41 @@ class PageState:
             posts_total=self.posts_total,
             spike_active=self.spike_active,
         )
+
+    def next_change_at(
+        self, now: float, open_retention_seconds: float = DEFAULT_OPEN_RETENTION_SECONDS
+    ) -> float:
+        """The earliest time after `now` at which, with no event in between, `snapshot` or the
+        effects of `sweep` may differ from what they are at `now` (`now` itself when a sweep at
+        `now` would have effects; math.inf when nothing changes by time alone).
+
+        What changes with time alone: a question falls due at its deadline and is dropped
+        (expired) once open for `open_retention_seconds`; a comment enters the spike window's
+        counts at its own time and leaves them `window_seconds` later. Pruning of closed
+        questions, tombstones and remembered replies changes neither. A clock tick need not
+        look at the page before this time (streams/process.py keeps it per page).
+        """
+        soonest = math.inf
+        for q in self.questions.values():
+            if not q.is_open:
+                continue
+            if q.deadline_at > now:
+                soonest = min(soonest, q.deadline_at)
+            elif not q.overdue_flagged:
+                return now  # a sweep at `now` flags it
+            # dropped (expired) once asked_at < now - open_retention_seconds
+            expires = q.asked_at + open_retention_seconds
+            if expires < now:
+                return now
+            soonest = min(soonest, math.nextafter(expires, math.inf))
+        width = self.spike_policy.window_seconds
+        for entry in self.window.values():
+            at = entry.created_at
+            if at > now:
+                soonest = min(soonest, at)  # counted from its own time on
+            elif at + width > now:
+                soonest = min(soonest, at + width)  # and no more once the window has passed it
+        return soonest
 
     # --- serialisation --------------------------------------------------------------------
 

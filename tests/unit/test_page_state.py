@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -627,3 +628,69 @@ def test_window_counts_match_a_rebuild_from_scratch_with_late_comments_edits_and
         assert state._window_negative == sum(n for _, n in newest.values())
         if i == 200:
             state = roundtrip(state)
+
+
+# --- when time alone changes a page (the tick's due index) --------------------------------
+
+
+def test_next_change_is_the_deadline_then_the_window_exit_then_never():
+    state = PageState(PAGE, SpikePolicy(window_seconds=HOUR))
+    ask(state, at=T0, deadline=T0 + 2 * HOUR)
+    assert state.next_change_at(T0) == T0 + HOUR  # the question leaves the spike window
+    assert state.next_change_at(T0 + HOUR) == T0 + 2 * HOUR  # then it falls due
+    assert state.next_change_at(T0 + 2 * HOUR) == T0 + 2 * HOUR  # due now: not swept yet
+    state.sweep(T0 + 2 * HOUR)
+    assert T0 + 2 * HOUR < state.next_change_at(T0 + 2 * HOUR) < T0 + 31 * 86400  # expiry
+    say(state, page_reply("2001", T0 + 3 * HOUR, to=comment("1001", T0)))
+    state.sweep(T0 + 3 * HOUR)
+    assert state.next_change_at(T0 + 4 * HOUR + 1) == float("inf")  # answered, window passed
+
+
+def test_a_comment_dated_after_the_sweep_time_changes_the_view_at_its_own_time():
+    state = PageState(PAGE, SpikePolicy(window_seconds=HOUR))
+    say(state, comment("1001", T0 + 600, "Безобразие"), negative=True)
+    assert state.next_change_at(T0) == T0 + 600
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_nothing_a_tick_sees_changes_before_next_change_at(seed):
+    """Random pages (questions with deadlines, answers, negatives, deletes, sweeps): between
+    `now` and `next_change_at(now)` the snapshot is the same and a sweep has no effects, so a
+    tick may skip the page until then."""
+    import random
+    rng = random.Random(seed)
+    state = PageState(PAGE, SpikePolicy(window_seconds=HOUR, min_negative=2, min_share=0.3))
+    t = T0
+    asked = []
+    for n in range(rng.randint(1, 25)):
+        t += rng.choice([0, 60, 600, 1800, 3 * HOUR])
+        roll = rng.random()
+        if roll < 0.4:
+            item = str(1000 + n)
+            event = comment(item, t, author=str(610000 + rng.randint(0, 3)))
+            say(state, event, question=True, negative=rng.random() < 0.5,
+                deadline=t + rng.choice([HOUR, 8 * HOUR, 40 * HOUR]))
+            asked.append(event)
+        elif roll < 0.6 and asked:
+            say(state, page_reply(str(5000 + n), t, to=rng.choice(asked)))
+        elif roll < 0.7 and asked:
+            state.on_delete(deleted(rng.choice(asked), t))
+        else:
+            say(state, comment(str(3000 + n), t, "Всё плохо"), negative=rng.random() < 0.6)
+        if rng.random() < 0.3:
+            state.sweep(t - rng.choice([0, 1800, 5 * HOUR]))
+    for _ in range(6):
+        now = t + rng.choice([-2 * HOUR, -1, 0, 1, 30 * 60, 5 * HOUR, 50 * HOUR, 31 * 86400])
+        nxt = state.next_change_at(now)
+        assert nxt >= now
+        if nxt == now:
+            state.sweep(now)
+            continue
+        end = min(nxt, now + 40 * 86400)
+        for later in [now + (end - now) * f for f in (0.001, 0.25, 0.5, 0.999)] + [
+                math.nextafter(end, 0) if nxt != math.inf else end]:
+            if later < nxt:
+                probe = roundtrip(state)
+                assert probe.snapshot(later) == state.snapshot(now), (now, later, nxt)
+                assert probe.sweep(later) == [], (now, later, nxt)
+        state.sweep(now)

@@ -70,10 +70,14 @@ class Worker:
     sends were acknowledged and before the tables were written. `topics`: the model has a topic
     head (the oracle's TOPICS)."""
 
+    #: The step's cache limit (the `cache_bytes` fixture runs every test with both).
+    cache_bytes = 0
+
     def __init__(self, tables: dict | None = None, wall: float = WALL, topics: bool = False) -> None:
         self.tables = tables if tables is not None else {"pages": {}, "clock": {}}
         self.step = BatchStep(Tables(**self.tables), REGISTRY, POLICY, FlagPolicy(),
-                              lambda: wall, clock_idle_seconds=30.0)
+                              lambda: wall, clock_idle_seconds=30.0,
+                              cache_bytes=self.cache_bytes)
         self.topics = topics
 
     def batch(self, records: list[InputRecord], store: bool = True):
@@ -84,8 +88,16 @@ class Worker:
         assert json.dumps(self.tables, sort_keys=True, default=bytes.decode) == before, "the step wrote a table"
         if store:
             store_writes(self.tables, result.writes)
-            self.step.views.update(result.views)
+            self.step.stored(result)
         return result
+
+
+@pytest.fixture(autouse=True, params=[0, 1], ids=["cache-unbounded", "cache-evicts-all"])
+def cache_bytes(request, monkeypatch):
+    """Every test twice: all page records cached, and none kept once a batch is stored (each
+    read goes back to the table, as on RocksDB with a small cache)."""
+    monkeypatch.setattr(Worker, "cache_bytes", request.param)
+    return request.param
 
 
 def records(*items, partition: int = 0, start: int = 0, source: str | None = "raw:0"):
@@ -229,6 +241,37 @@ def test_a_forced_tick_flags_an_overdue_question_once_and_stores_the_clock():
     assert worker.step.views[PAGE.page_id].snapshot.overdue_questions == 1
     later = worker.batch(records(Tick(msk("2026-03-04 13:00"), force=True), start=2, source=None))
     assert sent(later, FLAGS) == []
+
+
+def test_a_tick_reads_a_page_only_when_time_changes_it(cache_bytes):
+    """The due index: with nothing cached, a tick reads the page from the table only once its
+    view or sweep can change (the question's window exit at 11:00, its deadline at 11:00) and
+    after a restart once, to show and index it."""
+    reads = []
+    tables = {"pages": {}, "clock": {}}
+
+    def read_page(page_id, ref):
+        reads.append(page_id)
+        return tables["pages"].get(page_id)
+
+    worker = Worker(tables)
+    worker.step.tables = Tables(**tables, read_page=read_page)
+    worker.batch(records(QUESTION))
+    reads.clear()
+    for i, at in enumerate(["10:10", "10:40", "10:59"]):
+        quiet = worker.batch(records(Tick(msk(f"2026-03-04 {at}"), force=True), start=1 + i,
+                                     source=None))
+        assert sent(quiet, FLAGS) == [] and quiet.writes[-1].table == "clock"
+    assert reads == []  # not due: the tick never looked at the page
+    due = worker.batch(records(Tick(msk("2026-03-04 11:00"), force=True), start=4, source=None))
+    assert [f["item_id"] for f in sent(due, FLAGS)] == ["101"]
+    assert reads == ([PAGE.page_id] if cache_bytes else [])
+    restarted = Worker(tables)
+    first = restarted.batch(records(Tick(msk("2026-03-04 11:10"), force=True), start=5,
+                                    source=None))
+    assert sent(first, FLAGS) == [] and restarted.step.views[PAGE.page_id].snapshot.overdue_questions == 1
+    # next due when the open question expires, 30 days after it was asked
+    assert restarted.step.due[0][PAGE.page_id][0] > msk("2026-04-03 09:59")
 
 
 def test_a_tick_sweeps_a_page_only_as_far_as_its_own_input_has_got():
