@@ -107,10 +107,27 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("$XDG_STATE_HOME/dozor"),
         validate_default=True,
-        description="Process-local state directory (the worker's Faust table cache; the "
+        description="Process-local state directory (the worker's pages table on RocksDB; the "
         "moderation store's SQLite file when DOZOR_DATABASE_URL is unset). `$XDG_STATE_HOME` "
         "(unset: `~/.local/state`) and `~` are expanded; a relative path is taken from the "
         "current directory; missing parents are created at start.",
+    )
+
+    table_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb",
+        description="Where the worker keeps its pages table (every page's tracking state and "
+        "remembered ids): 'rocksdb' on disk under DOZOR_DATA_DIR, with only the pages in use "
+        "parsed in memory (DOZOR_PAGE_CACHE_MIB), so the worker's memory stays flat as the "
+        "state grows; 'memory' in the heap (~1 KB per comment still inside the 14-day "
+        "horizons, docs/ARCHITECTURE.md). Either way it is rebuilt from its changelog topic "
+        "on every start.",
+    )
+    page_cache_mib: float = Field(
+        8.0,
+        ge=0.0,
+        description="The worker's cache of parsed page records, in MiB of their stored JSON "
+        "(parsed they take about 3x that); the least recently used are dropped once a batch "
+        "is stored and read back from the table when needed. 0 = no limit.",
     )
 
     @field_validator("data_dir", mode="after")

@@ -67,6 +67,8 @@ def stream_config(settings: Settings, bootstrap: str) -> StreamConfig:
         producer_max_batch_size=settings.producer_max_batch_bytes,
         producer_linger=settings.producer_linger_seconds,
         dead_letter_max_consecutive=settings.dead_letter_max_consecutive,
+        table_store=settings.table_store,
+        page_cache_bytes=int(settings.page_cache_mib * 2**20),
     )
 
 
@@ -142,6 +144,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     if problem:
         raise SystemExit(f"dozor worker: {problem}")
     streams = build_streams(settings, bootstrap)
+    for path in streams.discard_local_tables():
+        log.info("deleted %s: the pages table is rebuilt from its changelog", path)
     server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
     log.info(
         "metrics on http://%s:%s/metrics", settings.metrics_host, server.server_port

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import time
 import weakref
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from typing import Protocol
 import faust
 from faust.streams import _current_event  # the event whose partition a table write goes to
 
+from models.memory import FreedMemoryReturner
 from streams.classify import Classified, classify_events, needs_classification
 from streams.dead_letter import DeadLetterLimitExceeded
 from streams.events import CanonicalEvent
@@ -71,6 +73,22 @@ class StreamConfig:
     producer_max_batch_size: int = 16384  # 1 with Tansu: services/settings.py says why
     producer_linger: float = 0.005
     dead_letter_max_consecutive: int = 1000
+    #: "rocksdb": the pages table on disk under data_dir; "memory": in the heap.
+    table_store: str = "rocksdb"
+    #: The step's cache of parsed page records, in bytes of their JSON (0: no limit).
+    page_cache_bytes: int = 8 * 2**20
+
+
+#: RocksDB memory per partition's store of the pages table: Faust's defaults (3 write buffers
+#: of 64 MiB, a 2 GiB block cache) are sized for a dedicated server; the step's page cache
+#: answers most reads, so small buffers do (bench/bench_pipeline.py, README "Memory").
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 4 * 2**20,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 16 * 2**20,
+    "block_cache_size": 8 * 2**20,
+    "driver": "rocksdict",
+}
 
 
 class Classifier(Protocol):
@@ -116,10 +134,14 @@ class DozorStreams:
         self.wall_clock = wall_clock
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier")
         self.lag_exported: set[tuple[str, str]] = set()  # (topic, partition) of consumer_lag
+        #: malloc_trim on every tick: page records of ever larger sizes are parsed, encoded and
+        #: freed, and glibc keeps the freed chunks (models/memory.py; README, "Memory").
+        self.return_freed_memory = FreedMemoryReturner(every=1)
         self.app = self._build_app()
         self.step = BatchStep(
-            Tables(pages=self.page_table, clock=self.clock_table),
+            Tables(pages=self.page_table, clock=self.clock_table, read_page=self._read_page),
             pages, config.tracking, config.flag_policy, wall_clock, config.clock_idle_seconds,
+            cache_bytes=config.page_cache_bytes,
         )
 
     def _build_app(self) -> faust.App:
@@ -129,7 +151,7 @@ class DozorStreams:
         app = faust.App(
             c.app_id,
             broker=broker_url(c.bootstrap),
-            store="memory://",  # tables are rebuilt from their changelog topics on start
+            store="memory://",  # the clock table; pages: table_store. Rebuilt from changelogs
             datadir=str(c.data_dir),
             topic_partitions=c.partitions,
             web_enabled=False,
@@ -160,9 +182,19 @@ class DozorStreams:
                         FLAG_UPDATES: t.flag_updates, DEAD_LETTERS: t.dead_letters}
         table = {"default": None, "key_type": str, "partitions": c.partitions}
         # Page records are JSON bytes: Faust picks the raw codec for a bytes value type, so they
-        # go to the changelog (and come back from it) as they are.
-        self.page_table = app.Table("pages", **{**table, "value_type": bytes})
-        self.clock_table = app.Table("clock", **table)
+        # go to the changelog (and come back from it) as they are. On RocksDB they stay on disk
+        # (one store per partition) and the step caches the ones in use; a restart on the same
+        # data_dir reads only the changelog's tail.
+        if c.table_store == "rocksdb":
+            # "rocksdb:pages": a store URL without a path is falsy, and Faust then silently uses
+            # the app's store; this one names the files (tabledir/pages-<partition>.db).
+            store = {"store": "rocksdb:pages", "options": dict(ROCKSDB_OPTIONS)}
+        elif c.table_store == "memory":
+            store = {"store": "memory://"}
+        else:
+            raise ValueError(f"table store {c.table_store!r}: 'rocksdb' or 'memory'")
+        self.page_table = app.Table("pages", **{**table, **store, "value_type": bytes})
+        self.clock_table = app.Table("clock", **table)  # one small value per partition
         app.agent(self.inputs, name="process")(self._process_agent)
         app.timer(c.sweep_interval)(self._tick_timer)
 
@@ -265,6 +297,30 @@ class DozorStreams:
         for update in out.updates:
             log.info("flag update %s %s %s", update.kind, update.page_id, update.flag_id)
 
+    def discard_local_tables(self) -> list[Path]:
+        """Delete the pages table's RocksDB files left by an earlier run, before the app starts:
+        the table is rebuilt from its changelog, as with the memory store.
+
+        Kept, they would be trusted from their own recorded offset on, yet after a crash they
+        may hold a batch's writes that never reached the changelog (the table writes locally
+        at once and sends to the changelog after); the worker re-reads that batch as applied,
+        commits past it, and a later owner of the partition would rebuild the page without
+        it. Returns what was deleted."""
+        store = self.page_table.data
+        if self.config.table_store != "rocksdb":
+            return []
+        gone = sorted(Path(store.path).glob(f"{store.basename}-*.db"))
+        for path in gone:
+            shutil.rmtree(path)
+        return gone
+
+    def _read_page(self, page_id: str, ref) -> bytes | None:
+        """A page's record from the table, read in the partition of the message `ref` (the
+        page's own: RocksDB keeps a store per partition)."""
+        if ref is not None:
+            in_event_context(ref)
+        return self.page_table.get(page_id)
+
     def _store(self, out: BatchResult) -> None:
         """The batch's table writes, once its outputs are out, each filed in the changelog
         partition of the message that caused it. A page write carries the page's state, its
@@ -273,7 +329,7 @@ class DozorStreams:
         for write in out.writes:
             in_event_context(write.ref)
             tables[write.table][write.key] = write.value
-        self.step.views.update(out.views)
+        self.step.stored(out)
 
     # --- timer ----------------------------------------------------------------------------------
 
@@ -285,6 +341,7 @@ class DozorStreams:
         for partition in sorted(owned):
             await self.clock_topic.send(key=TICK_KEY, value=tick_message(now), partition=partition)
         await self._export_lag(assigned)
+        self.return_freed_memory()
 
     async def _export_lag(self, assigned) -> None:
         """The lag of every partition this worker owns; a partition it no longer owns loses

@@ -37,8 +37,16 @@ def scalars_to_dict(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in field_names(type(obj))}
 
 
+@cache
+def _field_set(cls: type) -> frozenset[str]:
+    return frozenset(field_names(cls))
+
+
 def known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     """The items of `data` that are fields of `cls` (a record written by a newer version may
-    carry more)."""
-    names = field_names(cls)
+    carry more): `data` itself when it has no other key, the usual case (a page's questions are
+    read back whenever its record leaves the worker's cache)."""
+    names = _field_set(cls)
+    if names.issuperset(data):
+        return data
     return {k: v for k, v in data.items() if k in names}
