@@ -39,8 +39,9 @@ Figures per variant:
   for the acks, store), from its `dozor_batch_stage_seconds` histogram in that one read;
 * RSS over time — the VmRSS of the worker and its children, read from /proc every 10 s by the
   bench (no load on the worker), reported as the highest reading of the run's first and last
-  minutes and written out in full to the JSON: a worker whose memory grows with the events it
-  has seen shows it here.
+  minutes and written out in full to the JSON (`rss_series_mib`; the worker alone, without the
+  classifier's child process: `worker_rss_series_mib`): a worker whose memory grows with the
+  events it has seen shows it here.
 
 With --pages N the comments are spread over N pages (comment i on page i mod N, each page with
 its own registry entry, written to a temporary pages file for the worker), as a region's 1,670
@@ -217,14 +218,16 @@ class RssSampler:
 
         self.pid, self.every = pid, every
         self.samples: list[tuple[float, float]] = []
+        self.own: list[tuple[float, float]] = []  # the worker alone, without its children
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.t0 = time.monotonic()
 
     def _run(self) -> None:
         while True:
-            self.samples.append((round(time.monotonic() - self.t0, 1),
-                                 round(tree_status_bytes(self.pid, "VmRSS") / 2**20, 1)))
+            t = round(time.monotonic() - self.t0, 1)
+            self.samples.append((t, round(tree_status_bytes(self.pid, "VmRSS") / 2**20, 1)))
+            self.own.append((t, round(status_bytes(self.pid, "VmRSS") / 2**20, 1)))
             if self._stop.wait(self.every):
                 return
 
@@ -492,6 +495,7 @@ def run_variant(bootstrap: str, model: str, items: list[tuple[str, bytes]], batc
         "rss_during_sends": rss_summary(rss_series, got["started_at"] - sampler.t0,
                                         got["started_at"] - sampler.t0 + got["send_seconds"]),
         "rss_series_mib": rss_series,
+        "worker_rss_series_mib": sampler.own,
     }
     return result
 
