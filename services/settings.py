@@ -107,8 +107,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(
         Path("$XDG_STATE_HOME/dozor"),
         validate_default=True,
-        description="Process-local state directory (the worker's pages table on RocksDB; the "
-        "moderation store's SQLite file when DOZOR_DATABASE_URL is unset). `$XDG_STATE_HOME` "
+        description="Process-local state directory (the worker's pages table on RocksDB, one "
+        "directory per worker; the moderation store's SQLite file when DOZOR_DATABASE_URL is "
+        "unset). `$XDG_STATE_HOME` "
         "(unset: `~/.local/state`) and `~` are expanded; a relative path is taken from the "
         "current directory; missing parents are created at start.",
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+from pathlib import Path
+from typing import IO
 
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
@@ -18,6 +21,23 @@ from streams.tracking.page_state import SpikePolicy
 
 log = logging.getLogger(__name__)
 VERSION = "0.1.0"
+
+
+def lock_data_dir(data_dir: Path) -> IO[bytes]:
+    """Hold `data_dir` for this worker (an exclusive lock on `worker.lock` in it, released when
+    the process ends, however it ends): the worker deletes and rewrites its table files there,
+    so two workers must never share one. Keep the returned file open."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "worker.lock", "ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise SystemExit(
+            f"dozor worker: another worker uses DOZOR_DATA_DIR={data_dir}; give each worker "
+            "on this machine its own (e.g. DOZOR_DATA_DIR=~/.local/state/dozor-2)"
+        ) from None
+    return handle
 
 
 def topic_names(settings: Settings) -> TopicNames:
@@ -136,8 +156,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
         )
     bootstrap = settings.kafka_bootstrap
     # Faust creates only the last level of its datadir: a worker started from any directory
-    # (or a fresh container volume) needs the parents made first.
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # (or a fresh container volume) needs the parents made first (lock_data_dir makes them).
+    data_dir_lock = lock_data_dir(settings.data_dir)
     topics = topic_names(settings)
     counts = asyncio.run(ensure_topics(bootstrap, topics.all(), settings.topic_partitions))
     problem = partition_mismatch(counts, topics.inputs())
@@ -158,3 +178,4 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     finally:
         streams.close()
         server.shutdown()
+        data_dir_lock.close()

@@ -13,7 +13,7 @@ from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
 from services.settings import Settings
-from services.worker import stream_config, tracking_policy
+from services.worker import lock_data_dir, stream_config
 from streams.app import DozorStreams
 from streams.metrics import DozorMetrics
 from streams.pages import PageRegistry
@@ -69,3 +69,14 @@ def test_the_worker_starts_from_the_changelog_not_from_rocksdb_files_of_an_earli
     assert streams.discard_local_tables() == [tables / "pages-0.db", tables / "pages-3.db"]
     assert sorted(p.name for p in tables.iterdir() if p.suffix == ".db") == ["other-0.db"]
     assert streams_with(tmp_path, "memory").discard_local_tables() == []
+
+
+def test_two_workers_cannot_share_a_data_dir(tmp_path):
+    """The second worker on one DOZOR_DATA_DIR stops with what to do, before it could delete
+    the first one's table files; once the first is gone, the directory is free again."""
+    first = lock_data_dir(tmp_path / "state")
+    with pytest.raises(SystemExit, match="another worker uses DOZOR_DATA_DIR=.*its own"):
+        lock_data_dir(tmp_path / "state")
+    lock_data_dir(tmp_path / "other").close()
+    first.close()
+    lock_data_dir(tmp_path / "state").close()
