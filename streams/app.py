@@ -81,7 +81,7 @@ class StreamConfig:
 
 #: RocksDB memory per partition's store of the pages table: Faust's defaults (3 write buffers
 #: of 64 MiB, a 2 GiB block cache) are sized for a dedicated server; the step's page cache
-#: answers most reads, so small buffers do (bench/bench_pipeline.py, README "Memory").
+#: answers most reads, so small buffers do (docs/ARCHITECTURE.md, "Memory").
 ROCKSDB_OPTIONS = {
     "write_buffer_size": 4 * 2**20,
     "max_write_buffer_number": 2,
@@ -135,7 +135,8 @@ class DozorStreams:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="classifier")
         self.lag_exported: set[tuple[str, str]] = set()  # (topic, partition) of consumer_lag
         #: malloc_trim on every tick: page records of ever larger sizes are parsed, encoded and
-        #: freed, and glibc keeps the freed chunks (models/memory.py; README, "Memory").
+        #: freed, and glibc keeps the freed chunks (models/memory.py; docs/ARCHITECTURE.md,
+        #: "Memory").
         self.return_freed_memory = FreedMemoryReturner(every=1)
         self.app = self._build_app()
         self.step = BatchStep(
@@ -183,8 +184,8 @@ class DozorStreams:
         table = {"default": None, "key_type": str, "partitions": c.partitions}
         # Page records are JSON bytes: Faust picks the raw codec for a bytes value type, so they
         # go to the changelog (and come back from it) as they are. On RocksDB they stay on disk
-        # (one store per partition) and the step caches the ones in use; a restart on the same
-        # data_dir reads only the changelog's tail.
+        # (one store per partition, rebuilt from the changelog at start: discard_local_tables)
+        # and the step caches the ones in use.
         if c.table_store == "rocksdb":
             # "rocksdb:pages": a store URL without a path is falsy, and Faust then silently uses
             # the app's store; this one names the files (tabledir/pages-<partition>.db).
