@@ -307,9 +307,9 @@ class DozorStreams:
         at once and sends to the changelog after); the worker re-reads that batch as applied,
         commits past it, and a later owner of the partition would rebuild the page without
         it. Returns what was deleted."""
-        store = self.page_table.data
         if self.config.table_store != "rocksdb":
             return []
+        store = self.page_table.data
         gone = sorted(Path(store.path).glob(f"{store.basename}-*.db"))
         for path in gone:
             shutil.rmtree(path)

@@ -439,12 +439,6 @@ class PageCache:
     def items(self) -> list[tuple[str, PageRecord]]:
         return [(page_id, entry[0]) for page_id, entry in self._records.items()]
 
-    def __contains__(self, page_id: object) -> bool:
-        return page_id in self._records
-
-    def __len__(self) -> int:
-        return len(self._records)
-
 
 # --- normalisation: raw payload bytes → canonical event -------------------------------------------
 

@@ -3,18 +3,16 @@ page in the store of its own partition (Faust keeps one RocksDB per partition)."
 
 from __future__ import annotations
 
-import weakref
 from types import SimpleNamespace
 
 import pytest
 from faust.stores.memory import Store as MemoryStore
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.streams import _current_event
 from prometheus_client import CollectorRegistry
 
 from services.settings import Settings
 from services.worker import lock_data_dir, stream_config
-from streams.app import DozorStreams
+from streams.app import DozorStreams, in_event_context
 from streams.metrics import DozorMetrics
 from streams.pages import PageRegistry
 
@@ -52,7 +50,7 @@ def test_a_page_read_looks_in_the_store_of_the_partition_of_its_message(tmp_path
     store._db_for_partition(2)[table_key] = b'{"partition": 2}'
     store._db_for_partition(0)[store._encode_key("vk:-3")] = b'{"partition": 0}'
     other = event_of(0)
-    _current_event.set(weakref.ref(other))  # the batch's last message: another partition
+    in_event_context(other)  # the batch's last message: another partition
     assert streams._read_page("vk:-1", event_of(2)) == b'{"partition": 2}'
     assert streams._read_page("vk:-3", event_of(0)) == b'{"partition": 0}'
     assert streams._read_page("vk:-3", event_of(2)) is None
