@@ -17,18 +17,31 @@ must be fetched again, which only the seek can bring about; two holes let some n
   is not sought at all: aiokafka's `seek_to_committed` seeks only to offsets above 0 and leaves
   the others where the fetcher took them.
 
-Either way the records are lost to that worker, and as Faust commits only a gap-free run of
+A third hole is a fetch under way when the flow stops. `Consumer.getmany` drops whatever it
+returns once the flow has stopped and seeks to the committed offsets again; but the fetch may have
+been served from the position a seek had just set (a fetch waits up to a second; Recovery's seek
+can come and go meanwhile), and on a partition with no committed offset (or on a changelog
+partition, which Faust never commits) that second seek does not move the position back.
+
+In every case the records are lost to that worker, and as Faust commits only a gap-free run of
 acked offsets, the partition is never committed again. Seen on the test broker as a restarted
-worker that had processed every event yet stayed "behind" by the records it had dropped.
+worker that had processed every event yet stayed "behind" by the records it had dropped, and as
+one that, with nothing committed before it, never processed a record of its input at all.
 `close_seek_gaps` makes Recovery's seek stop the flow of records (Faust resumes it after the
 clear) and seek uncommitted input partitions to their beginning, the position
 `consumer_auto_offset_reset="earliest"` gave them, so the seek does what Faust expects of it:
-records handled before it are read again and recognised as repeats (streams/dedup.py).
+records handled before it are read again and recognised as repeats (streams/dedup.py). And it
+puts back what getmany drops: each partition of such a fetch goes back to the fetch's first
+offset, unless a seek has moved it since (`put_back`).
 """
 
 from __future__ import annotations
 
+import logging
+
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+log = logging.getLogger(__name__)
 
 _fetch_max_wait_ms = 1500
 
@@ -63,6 +76,27 @@ def uncommitted_inputs(committed, acks_enabled_for) -> list:
     )
 
 
+def put_back(consumer, fetched) -> list:
+    """In the consumer's thread: move each partition of `fetched` (partition → (first, last)
+    offset of the records a fetch returned and Faust dropped) back to `first`, so those records
+    are fetched again; but only where the position is still `last + 1`, i.e. no seek moved it
+    since (Recovery's positions win). Returns the partitions moved back."""
+    assignment = consumer._subscription.subscription
+    assignment = assignment.assignment if assignment is not None else None
+    if assignment is None:
+        return []
+    moved = []
+    for tp, (first, last) in fetched.items():
+        state = assignment.state_value(tp) if tp in assignment.tps else None
+        if state is not None and state.has_valid_position and state.position == last + 1:
+            consumer.seek(tp, first)
+            moved.append(tp)
+    if moved:
+        log.info("fetched while the flow was stopped, read again: %s",
+                 ", ".join(f"{tp.topic}:{tp.partition} from {fetched[tp][0]}" for tp in moved))
+    return moved
+
+
 def close_seek_gaps() -> None:
     """Make Faust's seek to the committed offsets after a recovery leave no record behind
     (module docstring; faust-streaming#596). Idempotent."""
@@ -71,6 +105,7 @@ def close_seek_gaps() -> None:
     if getattr(Consumer.perform_seek, "_dozor_patched", False):
         return
     perform_seek = Consumer.perform_seek
+    wait_next_records = Consumer._wait_next_records
 
     async def perform_seek_leaving_no_gap(self):
         if not self.flow_active:
@@ -95,5 +130,17 @@ def close_seek_gaps() -> None:
             for tp, offset in committed.items() if offset is not None
         })
 
+    async def wait_next_records_putting_back(self, timeout):
+        records, active_partitions = await wait_next_records(self, timeout)
+        if records and not self.flow_active:
+            # Consumer.getmany drops what a fetch brings back once the flow has stopped
+            fetched = {tp: (batch[0].offset, batch[-1].offset)
+                       for tp, batch in records.items() if batch}
+            if fetched:
+                await self._thread.call_thread(
+                    put_back, self._thread._ensure_consumer(), fetched)
+        return records, active_partitions
+
     perform_seek_leaving_no_gap._dozor_patched = True
     Consumer.perform_seek = perform_seek_leaving_no_gap
+    Consumer._wait_next_records = wait_next_records_putting_back

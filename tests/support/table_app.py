@@ -8,8 +8,9 @@ worker's setting; unset = Faust's default 16384).
 
 For tests/streams/test_recovery_seek.py: WAIT_BEFORE_SEEK (seconds between Faust resuming the
 input partitions and its seek to the committed offsets), SEEK_DELAY (seconds the seek itself
-takes longer, as on a slow broker), BATCH_DELAY (seconds each batch of the agent takes) and
-SEEK_FIX=0 (leave out the worker's correction, streams/faust_tuning.py close_seek_gaps).
+takes longer, as on a slow broker), SEEK_HOLD (seconds the flow stays stopped after the
+seek), BATCH_DELAY (seconds each batch of the agent takes) and SEEK_FIX=0 (leave out the
+worker's correction, streams/faust_tuning.py close_seek_gaps).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ set_fetch_max_wait(0.05)
 WAIT_BEFORE_SEEK = float(os.environ.get("WAIT_BEFORE_SEEK", "0"))
 SEEK_DELAY = float(os.environ.get("SEEK_DELAY", "0"))
 BATCH_DELAY = float(os.environ.get("BATCH_DELAY", "0"))
+SEEK_HOLD = float(os.environ.get("SEEK_HOLD", "0"))
 if SEEK_DELAY:  # inside the correction: the broker's answer to the seek comes late
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
@@ -39,6 +41,19 @@ if SEEK_DELAY:  # inside the correction: the broker's answer to the seek comes l
     AIOKafkaConsumerThread.seek_to_committed = slow_seek_to_committed
 if os.environ.get("SEEK_FIX", "1") != "0":
     close_seek_gaps()
+if SEEK_HOLD:  # after it: the flow stays stopped a while, so a fetch under way since before the
+    # seek comes back with the flow stopped (what Recovery's own scheduling does, more briefly)
+    from faust.transport.consumer import Consumer
+
+    _held_perform_seek = Consumer.perform_seek
+
+    async def held_perform_seek(self):
+        recovery = self.flow_active  # Consumer.getmany's seek comes with the flow stopped
+        await _held_perform_seek(self)
+        if recovery:
+            await asyncio.sleep(SEEK_HOLD)
+
+    Consumer.perform_seek = held_perform_seek
 if WAIT_BEFORE_SEEK:  # outside it: the fetcher runs before the seek begins
     from faust.transport.consumer import Consumer
 
