@@ -81,8 +81,8 @@ def put_back(consumer, fetched) -> list:
     offset of the records a fetch returned and Faust dropped) back to `first`, so those records
     are fetched again; but only where the position is still `last + 1`, i.e. no seek moved it
     since (Recovery's positions win). Returns the partitions moved back."""
-    assignment = consumer._subscription.subscription
-    assignment = assignment.assignment if assignment is not None else None
+    subscription = consumer._subscription.subscription
+    assignment = subscription.assignment if subscription is not None else None
     if assignment is None:
         return []
     moved = []

@@ -41,30 +41,22 @@ if SEEK_DELAY:  # inside the correction: the broker's answer to the seek comes l
     AIOKafkaConsumerThread.seek_to_committed = slow_seek_to_committed
 if os.environ.get("SEEK_FIX", "1") != "0":
     close_seek_gaps()
-if SEEK_HOLD:  # after it: the flow stays stopped a while, so a fetch under way since before the
-    # seek comes back with the flow stopped (what Recovery's own scheduling does, more briefly)
-    from faust.transport.consumer import Consumer
-
-    _held_perform_seek = Consumer.perform_seek
-
-    async def held_perform_seek(self):
-        recovery = self.flow_active  # Consumer.getmany's seek comes with the flow stopped
-        await _held_perform_seek(self)
-        if recovery:
-            await asyncio.sleep(SEEK_HOLD)
-
-    Consumer.perform_seek = held_perform_seek
-if WAIT_BEFORE_SEEK:  # outside it: the fetcher runs before the seek begins
+if WAIT_BEFORE_SEEK or SEEK_HOLD:  # outside it: Recovery's seek starts late (the fetcher runs
+    # before it begins) or the flow stays stopped after it (a fetch under way since before the
+    # seek comes back with the flow stopped, what Recovery's own scheduling does, more briefly)
     from faust.transport.consumer import Consumer
 
     _perform_seek = Consumer.perform_seek
 
-    async def late_perform_seek(self):
-        if self.flow_active:  # Recovery's seek; Consumer.getmany's comes with the flow stopped
+    async def timed_perform_seek(self):
+        recovery = self.flow_active  # Consumer.getmany's seek comes with the flow stopped
+        if recovery:
             await asyncio.sleep(WAIT_BEFORE_SEEK)
         await _perform_seek(self)
+        if recovery:
+            await asyncio.sleep(SEEK_HOLD)
 
-    Consumer.perform_seek = late_perform_seek
+    Consumer.perform_seek = timed_perform_seek
 app = faust.App(
     os.environ["APP"],
     broker=f"kafka://{os.environ['BOOTSTRAP']}",
