@@ -10,6 +10,7 @@ from typing import IO
 
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 
+from models.memory import map_large_blocks
 from services.settings import Settings
 from streams.app import DozorStreams, StreamConfig
 from streams.flags import FlagPolicy
@@ -163,6 +164,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     problem = partition_mismatch(counts, topics.inputs())
     if problem:
         raise SystemExit(f"dozor worker: {problem}")
+    map_large_blocks()  # page records of growing sizes fragment the heap (models/memory.py)
     streams = build_streams(settings, bootstrap)
     for path in streams.discard_local_tables():
         log.info("deleted %s: the pages table is rebuilt from its changelog", path)

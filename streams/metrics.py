@@ -7,6 +7,7 @@ Naming follows the Prometheus conventions: `dozor_` prefix, base units (seconds,
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterable
 
@@ -38,22 +39,23 @@ class DozorMetrics:
             "dozor_events", "Canonical events processed.", ["platform", "kind", "action"],
             registry=r,
         )
-        self.comments = Counter(
+        # The per-page counters are DictCounters: thousands of pages times their labels.
+        self.comments = DictCounter(
             "dozor_comments", "Comments classified (new, edit, restore).", ["page_id"],
             registry=r,
         )
-        self.comments_classified = Counter(
+        self.comments_classified = DictCounter(
             "dozor_comments_classified",
             "Classified comments whose label is above its threshold.",
             ["page_id", "label"],
             registry=r,
         )
-        self.flags = Counter(
+        self.flags = DictCounter(
             "dozor_flags", "Flags sent to moderators.", ["page_id", "reason"], registry=r
         )
         # At most pages x themes series (16 themes in the shipped model), created as comments
         # arrive (not pre-initialised): only negative comments that got a topic count.
-        self.negative_comments_by_topic = Counter(
+        self.negative_comments_by_topic = DictCounter(
             "dozor_negative_comments_by_topic",
             "Classified comments above the negative threshold, by the topic the model gave them "
             "(comments without a topic are not counted).",
@@ -166,6 +168,62 @@ class DozorMetrics:
             self.comments_classified.labels(page_id=page_id, label=label)
         for reason in FLAG_REASONS:
             self.flags.labels(page_id=page_id, reason=reason)
+
+
+class DictCounter:
+    """A labelled counter whose series are one dict entry each, exported at scrape time.
+
+    prometheus_client's `Counter` keeps a child object with its own lock per series, ~570 bytes
+    (tracemalloc); an entry here is ~110. The per-page counters have thousands of series (1,670
+    pages × 16 topics alone is 26,720), created as comments arrive, so the child objects were
+    most of what a worker's heap still grew by once its caches were full (docs/ARCHITECTURE.md,
+    "Memory"). Used like a Counter: `.labels(page_id=…, topic=…).inc()`; `labels` alone creates
+    the series at 0. Counts change on the event loop only; a scrape thread reads a copy of the
+    dict taken in one C call, so it never sees it change size. No `_created` samples.
+    """
+
+    def __init__(self, name: str, documentation: str, labelnames: list[str],
+                 registry: CollectorRegistry) -> None:
+        self._name, self._documentation = name, documentation
+        self._labelnames = tuple(labelnames)
+        self._values: dict[tuple[str, ...], float] = {}
+        registry.register(self)
+
+    def labels(self, **labels: str) -> _DictCounterChild:
+        if labels.keys() != set(self._labelnames):
+            raise ValueError(f"{self._name}: labels {sorted(labels)}, expected {self._labelnames}")
+        # interned: the series of one page share its id string
+        key = tuple(sys.intern(str(labels[name])) for name in self._labelnames)
+        self._values.setdefault(key, 0.0)
+        return _DictCounterChild(self._values, key)
+
+    def value(self, **labels: str) -> float | None:
+        """The series' count; None if it does not exist."""
+        return self._values.get(tuple(str(labels[name]) for name in self._labelnames))
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
+
+    def describe(self):
+        return [self._family()]
+
+    def collect(self):
+        family = self._family()
+        for key, value in list(self._values.items()):
+            family.add_metric(key, value)
+        yield family
+
+
+class _DictCounterChild:
+    __slots__ = ("_values", "_key")
+
+    def __init__(self, values: dict[tuple[str, ...], float], key: tuple[str, ...]) -> None:
+        self._values, self._key = values, key
+
+    def inc(self, amount: float = 1.0) -> None:
+        if amount < 0:
+            raise ValueError("counters can only be incremented by non-negative amounts")
+        self._values[self._key] += amount
 
 
 class _Fanout:
