@@ -48,19 +48,21 @@ class FreedMemoryReturner:
 
 #: glibc's mallopt parameter number for the mmap threshold (malloc.h).
 M_MMAP_THRESHOLD = -3
-#: Blocks at least this big are mmapped by the worker, and unmapped as soon as they are freed.
+#: Blocks at least this big that no free chunk of the heap holds are mmapped, not heap-grown.
 LARGE_BLOCK_BYTES = 32 * 1024
 
 
 def map_large_blocks(threshold: int = LARGE_BLOCK_BYTES) -> bool:
-    """Serve every allocation of `threshold` bytes or more with its own mmap, so that freeing
-    it returns it to the system at once. True when set (glibc), False elsewhere.
+    """Fix glibc's mmap threshold at `threshold` bytes: an allocation at least that big that no
+    free chunk of the heap can hold gets its own mmap (returned to the system when freed)
+    instead of growing the heap. True when set (glibc), False elsewhere.
 
-    glibc starts at 128 KiB and raises the threshold to the size of each mmapped block freed,
-    up to 32 MiB, after which blocks of any size come from the heap. The worker encodes, sends
-    and reads page records of ever larger sizes (tens of KiB each): their freed chunks stayed in
-    the heap too small for the next, bigger record, and `malloc_trim` cannot return a chunk that
-    live ones surround. A fixed threshold also stops the raising."""
+    glibc starts at 128 KiB but raises the threshold to the size of each mmapped block freed,
+    up to 32 MiB, after which it grows the heap for blocks of any size. The worker encodes,
+    sends and reads page records of ever larger sizes (tens of KiB each): the heap grew for
+    each bigger record, and the chunks the smaller ones left sat between live ones, where
+    `malloc_trim` cannot return them (docs/ARCHITECTURE.md, "Memory"). A fixed threshold also
+    stops the raising."""
     name = ctypes.util.find_library("c")
     if not name:
         return False

@@ -8,6 +8,7 @@ Naming follows the Prometheus conventions: `dozor_` prefix, base units (seconds,
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 
@@ -175,11 +176,10 @@ class DictCounter:
 
     prometheus_client's `Counter` keeps a child object with its own lock per series, ~570 bytes
     (tracemalloc); an entry here is ~110. The per-page counters have thousands of series (1,670
-    pages × 16 topics alone is 26,720), created as comments arrive, so the child objects were
-    most of what a worker's heap still grew by once its caches were full (docs/ARCHITECTURE.md,
-    "Memory"). Used like a Counter: `.labels(page_id=…, topic=…).inc()`; `labels` alone creates
-    the series at 0. Counts change on the event loop only; a scrape thread reads a copy of the
-    dict taken in one C call, so it never sees it change size. No `_created` samples.
+    pages × 16 topics alone is 26,720, ~17 MiB as children), created as comments arrive
+    (docs/ARCHITECTURE.md, "Memory"). Used like a Counter: `.labels(page_id=…, topic=…).inc()`; `labels` alone creates
+    the series at 0. A scrape thread reads a copy of the dict taken under the counter's lock
+    (`_snapshot`). No `_created` samples.
     """
 
     def __init__(self, name: str, documentation: str, labelnames: list[str],
@@ -187,6 +187,7 @@ class DictCounter:
         self._name, self._documentation = name, documentation
         self._labelnames = tuple(labelnames)
         self._values: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()  # one per counter; a scrape copies the dict under it
         registry.register(self)
 
     def labels(self, **labels: str) -> _DictCounterChild:
@@ -194,8 +195,10 @@ class DictCounter:
             raise ValueError(f"{self._name}: labels {sorted(labels)}, expected {self._labelnames}")
         # interned: the series of one page share its id string
         key = tuple(sys.intern(str(labels[name])) for name in self._labelnames)
-        self._values.setdefault(key, 0.0)
-        return _DictCounterChild(self._values, key)
+        if key not in self._values:
+            with self._lock:
+                self._values.setdefault(key, 0.0)
+        return _DictCounterChild(self, key)
 
     def value(self, **labels: str) -> float | None:
         """The series' count; None if it does not exist."""
@@ -209,21 +212,29 @@ class DictCounter:
 
     def collect(self):
         family = self._family()
-        for key, value in list(self._values.items()):
+        for key, value in self._snapshot().items():
             family.add_metric(key, value)
         yield family
 
+    def _snapshot(self) -> dict[tuple[str, ...], float]:
+        """A copy of the series. Under the lock: a list of the items, built one tuple at a time
+        while the event loop added series, once failed in a test with "dictionary changed size
+        during iteration" (a garbage collection can run Python code and hand the GIL over)."""
+        with self._lock:
+            return self._values.copy()
+
 
 class _DictCounterChild:
-    __slots__ = ("_values", "_key")
+    __slots__ = ("_counter", "_key")
 
-    def __init__(self, values: dict[tuple[str, ...], float], key: tuple[str, ...]) -> None:
-        self._values, self._key = values, key
+    def __init__(self, counter: DictCounter, key: tuple[str, ...]) -> None:
+        self._counter, self._key = counter, key
 
     def inc(self, amount: float = 1.0) -> None:
         if amount < 0:
             raise ValueError("counters can only be incremented by non-negative amounts")
-        self._values[self._key] += amount
+        with self._counter._lock:
+            self._counter._values[self._key] += amount
 
 
 class _Fanout:
