@@ -18,14 +18,19 @@ from collections.abc import Callable
 TRIM_EVERY = 4
 
 
-def _glibc_malloc_trim() -> Callable[[int], int] | None:
+def _libc_function(function: str) -> Callable | None:
+    """A function of the C library (glibc: malloc_trim, mallopt); None where there is none."""
     name = ctypes.util.find_library("c")
     if not name:
         return None
     try:
-        return ctypes.CDLL(name).malloc_trim
+        return getattr(ctypes.CDLL(name), function)
     except (OSError, AttributeError):
         return None
+
+
+def _glibc_malloc_trim() -> Callable[[int], int] | None:
+    return _libc_function("malloc_trim")
 
 
 class FreedMemoryReturner:
@@ -63,11 +68,5 @@ def map_large_blocks(threshold: int = LARGE_BLOCK_BYTES) -> bool:
     each bigger record, and the chunks the smaller ones left sat between live ones, where
     `malloc_trim` cannot return them (docs/ARCHITECTURE.md, "Memory"). A fixed threshold also
     stops the raising."""
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
-        return False
-    return mallopt(M_MMAP_THRESHOLD, threshold) == 1
+    mallopt = _libc_function("mallopt")
+    return mallopt is not None and mallopt(M_MMAP_THRESHOLD, threshold) == 1

@@ -177,24 +177,22 @@ class DictCounter:
     prometheus_client's `Counter` keeps a child object with its own lock per series, ~570 bytes
     (tracemalloc); an entry here is ~110. The per-page counters have thousands of series (1,670
     pages × 16 topics alone is 26,720, ~17 MiB as children), created as comments arrive
-    (docs/ARCHITECTURE.md, "Memory"). Used like a Counter: `.labels(page_id=…, topic=…).inc()`; `labels` alone creates
-    the series at 0. A scrape thread reads a copy of the dict taken under the counter's lock
-    (`_snapshot`). No `_created` samples.
+    (docs/ARCHITECTURE.md, "Memory"). Used like a Counter: `.labels(page_id=…, topic=…).inc()`;
+    `labels` alone creates the series at 0. A scrape thread reads a copy of the dict taken under
+    the counter's lock (`_snapshot`). No `_created` samples.
     """
 
     def __init__(self, name: str, documentation: str, labelnames: list[str],
                  registry: CollectorRegistry) -> None:
         self._name, self._documentation = name, documentation
         self._labelnames = tuple(labelnames)
+        self._labelset = frozenset(labelnames)
         self._values: dict[tuple[str, ...], float] = {}
         self._lock = threading.Lock()  # one per counter; a scrape copies the dict under it
         registry.register(self)
 
     def labels(self, **labels: str) -> _DictCounterChild:
-        if labels.keys() != set(self._labelnames):
-            raise ValueError(f"{self._name}: labels {sorted(labels)}, expected {self._labelnames}")
-        # interned: the series of one page share its id string
-        key = tuple(sys.intern(str(labels[name])) for name in self._labelnames)
+        key = self._key(labels)
         if key not in self._values:
             with self._lock:
                 self._values.setdefault(key, 0.0)
@@ -202,7 +200,13 @@ class DictCounter:
 
     def value(self, **labels: str) -> float | None:
         """The series' count; None if it does not exist."""
-        return self._values.get(tuple(str(labels[name]) for name in self._labelnames))
+        return self._values.get(self._key(labels))
+
+    def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
+        if labels.keys() != self._labelset:
+            raise ValueError(f"{self._name}: labels {sorted(labels)}, expected {self._labelnames}")
+        # interned: the series of one page share its id string
+        return tuple(sys.intern(str(labels[name])) for name in self._labelnames)
 
     def _family(self) -> CounterMetricFamily:
         return CounterMetricFamily(self._name, self._documentation, labels=self._labelnames)
