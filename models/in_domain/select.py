@@ -22,7 +22,8 @@ The training draw (`python -m models.in_domain.training_draw`, train_draw.csv, l
 train_labels.csv; its batches: `batch N --set train`) is a second,
 separate seeded draw for training only: 720 appeals, none in draw.csv or in the held-out part of
 the topic split (topics.py), then 360 RuSentiment posts of the same organisation pool, none in
-draw.csv. No evaluation reads a training text.
+draw.csv; a second training draw (2026-12-07) added 480 appeals and 240 posts that contain "?"
+(training_draw.py says why). No evaluation reads a training text.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ SEED = 20261206
 TRAIN_SEED = 20261207
 N_TRAIN_APPEALS = 720
 N_TRAIN_RUSENTIMENT = 360
+N_TRAIN2_APPEALS = 480
+N_TRAIN2_RUSENTIMENT = 240
 N_APPEALS = 440
 N_RUSENTIMENT = 200
 RUSENTIMENT_FILES = ("rusentiment_random_posts.csv", "rusentiment_preselected_posts.csv")

@@ -41,7 +41,8 @@ def test_every_appeal_category_has_a_theme_and_the_topic_split_leaves_the_draw_o
 
 def test_the_training_draw_is_reproduced_and_never_overlaps_an_evaluation():
     from models.in_domain.data import TRAIN_LABELS, read_labels as read_train_labels
-    from models.in_domain.select import N_TRAIN_APPEALS, N_TRAIN_RUSENTIMENT, TRAIN_DRAW
+    from models.in_domain.select import (N_TRAIN2_APPEALS, N_TRAIN2_RUSENTIMENT, N_TRAIN_APPEALS,
+                                         N_TRAIN_RUSENTIMENT, TRAIN_DRAW)
     from models.in_domain.training_draw import train_draw
     from models.in_domain.topics import appeal_splits_with_ids
 
@@ -49,8 +50,13 @@ def test_the_training_draw_is_reproduced_and_never_overlaps_an_evaluation():
     rows = read_draw(TRAIN_DRAW)
     assert train_draw(texts) == rows
     ids = [i for i, _ in rows]
-    assert sum(i.startswith("kursk:") for i in ids) == N_TRAIN_APPEALS
-    assert sum(i.startswith("rusentiment:") for i in ids) == N_TRAIN_RUSENTIMENT
+    for name, appeals, posts in (("train", N_TRAIN_APPEALS, N_TRAIN_RUSENTIMENT),
+                                 ("train2", N_TRAIN2_APPEALS, N_TRAIN2_RUSENTIMENT)):
+        drawn = [i for i, h in rows if h == name]
+        assert sum(i.startswith("kursk:") for i in drawn) == appeals
+        assert sum(i.startswith("rusentiment:") for i in drawn) == posts
+    assert [h for _, h in rows] == ["train"] * 1080 + ["train2"] * 720  # the first draw is kept as it was
+    assert all("?" in texts[i] for i, h in rows if h == "train2" and i.startswith("rusentiment:"))
     assert len(set(ids)) == len(ids)
     assert not set(ids) & {i for i, _ in read_draw()}  # not in either half of the labelled set
     _, held_out = appeal_splits_with_ids()
