@@ -75,6 +75,7 @@ class TrainConfig:
     ngram_boundaries: bool
     ngram_skip: bool
     ngram_c: float
+    ngram_sentence_labels: list[str]
     teacher: str | None
     teacher_frozen_layers: int
     teacher_epochs: int

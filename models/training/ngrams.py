@@ -6,11 +6,13 @@ tokenizer's ids, texts cut at the inference length), weighted like sklearn's Tfi
 logistic regression per label (liblinear; C = 4 as the TF-IDF baseline unless the config's ``ngram_c``
 says otherwise). The per-label mix of
 the transformer's and the n-gram model's logits is chosen on the validation split together with
-the threshold (F1-maximising), so nothing here looks at a held-out split.
+the threshold (F1-maximising), so nothing here looks at a held-out split. Labels in the config's
+``ngram_sentence_labels`` take the largest n-gram logit of the text and of each of its sentences.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -20,6 +22,7 @@ from models.batching import batch_indices, map_batches
 from models.training.data import Example, threshold_sets
 from models.training.metrics import best_threshold, precision_recall_f1
 
+log = logging.getLogger(__name__)
 MIX_GRID = tuple(round(i / 10, 1) for i in range(11))
 
 
@@ -120,6 +123,21 @@ def fit_ngrams(tokenizer, train: list[Example], labels: list[str], order: int = 
     return NgramFit(table, idf, weight, bias, fitted, order, skip, special_ids(tokenizer, boundaries))
 
 
+#: Tokens that end a sentence for ``ngram_sentence_labels`` (models/ngram_model.py).
+SENTENCE_END_TOKENS = (".", "!", "?")
+
+
+def sentence_settings(tokenizer, labels: list[str], sentence_labels: list[str]) -> tuple[list[int], list[int], list[int]]:
+    """(label indices, sentence-end ids, [CLS, SEP] ids) for ``set_sentence_labels``."""
+    vocabulary = tokenizer.get_vocab()
+    ends = [vocabulary[token] for token in SENTENCE_END_TOKENS if token in vocabulary]
+    if not ends:  # a tiny test vocabulary: every text is one sentence
+        log.warning("the tokenizer has none of %s: n-grams of whole texts only", SENTENCE_END_TOKENS)
+        return [], [], []
+    return ([labels.index(label) for label in sentence_labels], ends,
+            [tokenizer.cls_token_id, tokenizer.sep_token_id])
+
+
 def to_ngram_model(model, fit: NgramFit):
     """A ``BertNgramForSequenceClassification`` with ``model``'s BERT weights and ``fit`` installed (mix 1.0)."""
     from models.ngram_model import BertNgramConfig, BertNgramForSequenceClassification
@@ -198,16 +216,22 @@ def choose_mix(model, tokenizer, validation: list[Example], labels: list[str], f
 
 def add_ngram_part(model, tokenizer, train: list[Example], validation: list[Example], labels: list[str],
                    order: int = 3, seed: int = 13, questions_without_marks: bool | str = False,
-                   c: float = 4.0, skip: bool = False, boundaries: bool = False):
+                   c: float = 4.0, skip: bool = False, boundaries: bool = False,
+                   sentence_labels: list[str] | tuple[str, ...] = ()):
     """Fit the n-gram part on ``train``, choose mix and thresholds on ``validation``.
+
+    ``sentence_labels`` take the largest n-gram logit of the text and of each of its sentences
+    (models/ngram_model.py), also while mix and threshold are chosen.
 
     Returns (model with the n-gram part, thresholds, report). Thresholds of labels the chooser
     could not set (no validation rows) are None: the caller keeps its own.
     """
     fit = fit_ngrams(tokenizer, train, labels, order=order, seed=seed, c=c, skip=skip, boundaries=boundaries)
     wide = to_ngram_model(model, fit)
+    if sentence_labels:
+        wide.set_sentence_labels(*sentence_settings(tokenizer, labels, list(sentence_labels)))
     mix, thresholds, report = choose_mix(wide, tokenizer, validation, labels, fit.fitted_labels, questions_without_marks)
     wide.set_mix(mix)
     report = {"order": order, "skip": skip, "boundaries": boundaries, "c": c, "features": len(fit.keys),
-              "mix": dict(zip(labels, mix)), "labels": report}
+              "sentence_labels": list(sentence_labels), "mix": dict(zip(labels, mix)), "labels": report}
     return wide, thresholds, report

@@ -158,7 +158,9 @@ def with_ngram_part(config: TrainConfig, model, tokenizer, corpus, thresholds: d
                                                  order=config.ngram_order, seed=config.seed,
                                                  questions_without_marks=config.questions_without_marks,
                                                  c=config.ngram_c, skip=config.ngram_skip,
-                                                 boundaries=config.ngram_boundaries)
+                                                 boundaries=config.ngram_boundaries,
+                                                 sentence_labels=[label for label in config.ngram_sentence_labels
+                                                                  if label in config.labels])
     thresholds = {label: (chosen.get(label) if chosen.get(label) is not None else thresholds[label]) for label in thresholds}
     report = {**report, **{label: {"f1": entry["f1"]} for label, entry in ngram_report["labels"].items()}}
     ngram_report["seconds"] = round(time.monotonic() - started, 1)

@@ -131,3 +131,38 @@ def test_large_batches_are_scored_in_chunks_with_the_same_result(data_dir, plain
     chunked = model.ngram_logits(encoded["input_ids"], encoded["attention_mask"]).detach()
     torch.testing.assert_close(chunked, whole)
     assert whole.abs().sum() > 0
+
+
+def test_sentence_labels_take_the_largest_ngram_logit_of_the_text_and_of_each_sentence(data_dir, plain, tmp_path):
+    from models.training.ngrams import sentence_settings
+
+    corpus = build_corpus(data_dir, seed=13)
+    tokenizer = AutoTokenizer.from_pretrained(str(plain))
+    bert = AutoModelForSequenceClassification.from_pretrained(str(plain))
+    model = to_ngram_model(bert, fit_ngrams(tokenizer, corpus.train, LABELS))
+    whole_model = to_ngram_model(bert, fit_ngrams(tokenizer, corpus.train, LABELS))
+    labels, ends, bounds = sentence_settings(tokenizer, LABELS, ["question"])
+    assert ends and labels == [LABELS.index("question")]
+    model.set_sentence_labels(labels, ends, bounds)
+    words = [e.text.rstrip(".!?") for e in corpus.train if "?" not in e.text and "." not in e.text][:3]
+    sentences = [words[0] + "!", words[1] + "?!", words[2]]  # the tiny vocabulary has no "."
+    texts = [" ".join(sentences), words[1] + "?"]
+
+    def logits(m, batch):
+        encoded = tokenizer(batch, truncation=True, max_length=256, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            return m.ngram_logits(encoded["input_ids"], encoded["attention_mask"])
+
+    got, whole, alone = logits(model, texts), logits(whole_model, texts), logits(whole_model, sentences)
+    q = LABELS.index("question")
+    expected = max(float(whole[0, q]), *alone[:, q].tolist())
+    assert float(got[0, q]) == pytest.approx(expected, abs=1e-5)
+    assert expected > float(whole[0, q]) + 1e-3  # a sentence scores above the whole text: the case that matters
+    others = [j for j in range(len(LABELS)) if j != q]
+    torch.testing.assert_close(got[:, others], whole[:, others])  # other labels: whole text only
+    torch.testing.assert_close(got[1], whole[1])  # one sentence: as before
+
+    model.save_pretrained(tmp_path / "m")  # the setting travels with the checkpoint
+    loaded = BertNgramForSequenceClassification.from_pretrained(tmp_path / "m")
+    assert loaded.config.ngram_sentence_labels == labels
+    torch.testing.assert_close(logits(loaded, texts), got)
