@@ -126,6 +126,12 @@ def register(subparsers) -> None:
                       help="how many times each labelled in-domain row appears per epoch (default: the library's)")
     tune.add_argument("--public-sample", type=int, default=None,
                       help="public training rows drawn per run (default: the library's, all of them)")
+    tune.add_argument("--draws", default="train",
+                      help="comma-separated training draws of models/in_domain/train_draw.csv to learn from: train "
+                           "(1,080 messages, the shipped model's) and train2 (720 more, 2026-12-07) (default: train)")
+    tune.add_argument("--drop-labelled", action="store_true",
+                      help="also remove from the public training rows every text of those draws, so that its "
+                           "weak label gives way to the one read (default: keep them)")
     tune.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the config's, 1)")
     tune.set_defaults(handler=cmd_model_tune_in_domain)
 
@@ -280,6 +286,7 @@ def cmd_model_tune_in_domain(args) -> int:
     options = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.learning_rate,
                                  "appeal_repeat": args.repeat, "public_sample": args.public_sample}.items()
                if v is not None}
+    options |= {"draws": tuple(d.strip() for d in args.draws.split(",") if d.strip()), "drop_labelled": args.drop_labelled}
     summary = tune_in_domain(config, args.base_model, args.output, **options)
     print(f"tuned {args.base_model} in {summary['minutes']} min on {summary['in_domain']['train_rows']} in-domain rows "
           f"x {summary['in_domain']['appeal_repeat']} + {summary['in_domain']['public_sample']} public rows → {args.output}")

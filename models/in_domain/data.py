@@ -1,7 +1,7 @@
 """The in-domain messages as training and validation examples (models/training's `Example`).
 
-* `train_examples()`: the training draw (train_draw.csv), labelled by reading in
-  train_labels.csv — appeals only, none in draw.csv or in the topic held-out part.
+* `train_examples()`: the training draws (train_draw.csv), labelled by reading in
+  train_labels.csv — appeals and VK posts, none in draw.csv or in the topic held-out part.
 * `half_examples("validation")`: the validation half of the labelled set (draw.csv,
   labels.csv). The test half is read by evaluate.py only, never here.
 * `drawn_keys()`: the normalised texts of every drawn message (both halves), which a training
@@ -39,10 +39,19 @@ def _examples(ids: list[str], labels: dict[str, dict[str, int]], texts: dict[str
     return [Example(texts[i], dict(labels[i]), source) for i in ids if texts.get(i, "").strip()]
 
 
-def train_examples(texts: dict[str, str] | None = None, data_dir: Path = DATA) -> list[Example]:
-    """The labelled training appeals, in draw order."""
+#: The training draws of train_draw.csv (training_draw.py): the first, and the second of 2026-12-07.
+TRAIN_DRAWS = ("train", "train2")
+
+
+def train_examples(texts: dict[str, str] | None = None, data_dir: Path = DATA,
+                   draws: tuple[str, ...] = ("train",)) -> list[Example]:
+    """The labelled training rows of the training ``draws``, in draw order (default: the first
+    draw, the one the shipped model was tuned with)."""
+    unknown = sorted(set(draws) - set(TRAIN_DRAWS))
+    if unknown or not draws:
+        raise ValueError(f"training draws {unknown or '(none)'}: choose from {', '.join(TRAIN_DRAWS)}")
     texts = texts if texts is not None else read_sources(data_dir)
-    ids = [i for i, _ in read_draw(TRAIN_DRAW)]
+    ids = [i for i, d in read_draw(TRAIN_DRAW) if d in draws]
     return _examples(ids, read_labels(TRAIN_LABELS), texts, SOURCE_TRAIN, TRAIN_LABELS.name)
 
 
@@ -55,11 +64,11 @@ def half_examples(half: str, texts: dict[str, str] | None = None, data_dir: Path
     return _examples(ids, read_labels(), texts, SOURCE_VALIDATION, "labels.csv")
 
 
-def drawn_keys(texts: dict[str, str] | None = None, data_dir: Path = DATA) -> set[str]:
-    """Normalised texts (as written and without "?") of every message in draw.csv."""
+def drawn_keys(texts: dict[str, str] | None = None, data_dir: Path = DATA, draw: Path = DRAW) -> set[str]:
+    """Normalised texts (as written and without "?") of every message in ``draw`` (draw.csv)."""
     texts = texts if texts is not None else read_sources(data_dir)
     keys = set()
-    for i, _ in read_draw(DRAW):
+    for i, _ in read_draw(draw):
         keys.add(normalise_key(texts[i]))
         keys.add(normalise_key(strip_question_marks(texts[i])))
     return keys

@@ -106,8 +106,8 @@ def tfidf_baseline(model_dir: str | Path, data_dir: Path = DATA, seed: int = 13)
     """TF-IDF + logistic regression trained on the data the checkpoint was trained on.
 
     A checkpoint from `dozor model tune-in-domain` (its training_summary.json has `in_domain`):
-    the public training split less the drawn texts plus the labelled in-domain training rows,
-    repeated as the model had them; thresholds from the same validation rows, with the labels
+    the public training split less the drawn texts plus the labelled in-domain training rows of
+    the same training draws, repeated as the model had them; thresholds from the same validation rows, with the labels
     the model chose on the in-domain validation half chosen there too. Any other checkpoint: the
     public training and validation splits.
     """
@@ -124,7 +124,8 @@ def tfidf_baseline(model_dir: str | Path, data_dir: Path = DATA, seed: int = 13)
         from models.training.data import threshold_sets
         from models.training.in_domain import in_domain_corpus, without_weak_question
 
-        corpus, rows, _ = in_domain_corpus(config, tuned.get("validation_weight", 1))
+        corpus, rows, _ = in_domain_corpus(config, tuned.get("validation_weight", 1),
+                                           tuple(tuned.get("draws", ["train"])), tuned.get("drop_labelled", False))
         train = corpus.train + rows * tuned.get("appeal_repeat", 1)
         if not tuned.get("weak_questions", True):
             train = [without_weak_question(e) for e in train]

@@ -2,8 +2,8 @@
 
 `tune_in_domain` starts from a trained checkpoint (the output of `dozor model train`), takes its
 transformer, and trains it further on the public training split plus the in-domain training
-rows labelled by reading (models/in_domain/train_labels.csv: 720 Kursk appeals and 360 VK posts,
-repeated `appeal_repeat` times), with texts cut at `max_length` tokens (appeals are long). The
+rows labelled by reading (models/in_domain/train_labels.csv; by default the first training draw,
+720 Kursk appeals and 360 VK posts, `draws` picks others), repeated `appeal_repeat` times, with texts cut at `max_length` tokens (appeals are long). The
 public rows also learn the starting model's own outputs (`keep_weight`), so that it does not
 forget them. The public validation split plus the
 in-domain *validation* half choose the best epoch; then the n-gram part is fitted again on the
@@ -31,11 +31,15 @@ from models.training.loop import INFERENCE_MAX_LENGTH, set_seed
 log = logging.getLogger(__name__)
 
 
-def in_domain_corpus(config: TrainConfig, validation_weight: int = 1) -> tuple[Corpus, list[Example], dict]:
+def in_domain_corpus(config: TrainConfig, validation_weight: int = 1, draws: tuple[str, ...] = ("train",),
+                     drop_labelled: bool = False) -> tuple[Corpus, list[Example], dict]:
     """(corpus without the drawn texts and with the in-domain validation half appended
-    `validation_weight` times, the labelled training rows, counts)."""
+    `validation_weight` times, the labelled training rows of the training ``draws``, counts).
+    ``drop_labelled`` also removes the public training rows whose text is a labelled training row
+    (their weak labels then give way to the ones read)."""
     from models.in_domain.data import LABELS, drawn_keys, half_examples, train_examples, without_drawn
     from models.in_domain.select import read_sources
+    from models.training.data import normalise_key, strip_question_marks
 
     corpus = config.corpus()
     texts = read_sources(Path(config.resolved_data_dir()))
@@ -44,7 +48,12 @@ def in_domain_corpus(config: TrainConfig, validation_weight: int = 1) -> tuple[C
     counts = {"public_train_removed_as_drawn": len(corpus.train) - len(train),
               "public_validation_removed_as_drawn": len(corpus.validation) - len(validation)}
     validation_half = half_examples("validation", texts)
-    rows = train_examples(texts)
+    rows = train_examples(texts, draws=draws)
+    if drop_labelled:
+        read = without_drawn(train, {key for e in rows for key in (normalise_key(e.text),
+                                                                   normalise_key(strip_question_marks(e.text)))})
+        counts["public_train_removed_as_labelled"] = len(train) - len(read)
+        train = read
     corpus.train, corpus.validation = train, validation + validation_half * max(1, validation_weight)
     counts |= {"in_domain_validation": len(validation_half), "validation_weight": validation_weight,
                "train_rows": len(rows),
@@ -80,7 +89,8 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
                    public_sample: int | None = None, appeal_repeat: int = 4, learning_rate: float = 3e-4,
                    max_length: int = 128, validation_weight: int = 1, time_budget_minutes: float = 30.0,
                    weak_questions: bool = True, in_domain_labels: tuple[str, ...] = (),
-                   public_labels: tuple[str, ...] = (), keep_weight: float = 0.5) -> dict:
+                   public_labels: tuple[str, ...] = (), keep_weight: float = 0.5,
+                   draws: tuple[str, ...] = ("train",), drop_labelled: bool = False) -> dict:
     """Train ``base_dir``'s transformer further with the labelled in-domain rows; n-gram part, mix and
     thresholds chosen again; written to ``output_dir``. Returns the summary (also saved).
 
@@ -92,7 +102,8 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
     in this stage (RuBQ / TREC questions and the labelled in-domain rows keep theirs).
     ``in_domain_labels``: labels whose mix and threshold are chosen on the in-domain validation
     half alone instead of the pooled validation rows; ``public_labels``: on the public validation
-    rows alone."""
+    rows alone. ``draws`` and ``drop_labelled``: which training draws of models/in_domain to learn
+    from, and whether their texts leave the public rows (``in_domain_corpus``)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -102,7 +113,7 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
     torch.set_num_threads(max(1, config.threads))
     set_seed(config.seed)
     started = time.monotonic()
-    corpus, rows, counts = in_domain_corpus(config, validation_weight)
+    corpus, rows, counts = in_domain_corpus(config, validation_weight, draws, drop_labelled)
     model, tokenizer, labels = plain_bert(base_dir)
     if labels != list(config.labels):
         raise ValueError(f"{base_dir} has outputs {labels}, the config says {list(config.labels)}")
@@ -144,7 +155,8 @@ def tune_in_domain(config: TrainConfig, base_dir: str | Path, output_dir: str | 
         "in_domain": {**counts, "public_sample": len(public), "appeal_repeat": appeal_repeat,
                       "learning_rate": learning_rate, "max_length": max_length, "epochs": epochs,
                       "weak_questions": weak_questions, "in_domain_labels": list(in_domain_labels),
-                      "public_labels": list(public_labels), "keep_weight": keep_weight},
+                      "public_labels": list(public_labels), "keep_weight": keep_weight,
+                      "draws": list(draws), "drop_labelled": drop_labelled},
         "thresholds": thresholds, "validation": report, "history": history, "ngrams": ngram_report,
         "minutes": round((time.monotonic() - started) / 60, 1),
         "inference_max_length": INFERENCE_MAX_LENGTH,

@@ -54,7 +54,8 @@ def test_the_tuned_checkpoint_learns_the_labelled_rows_and_keeps_the_recipe(tune
 
     out, summary = tuned
     counts = summary["in_domain"]
-    assert counts["train_rows"] == len(read_draw(TRAIN_DRAW))
+    assert counts["train_rows"] == sum(d == "train" for _, d in read_draw(TRAIN_DRAW)) == 1080  # the first draw
+    assert counts["draws"] == ["train"] and counts["drop_labelled"] is False
     assert counts["in_domain_validation"] == sum(h == "validation" for _, h in read_draw(DRAW))
     assert counts["public_sample"] == 300 and counts["keep_weight"] == 0.5
     stored = json.loads((out / "dozor.json").read_text(encoding="utf-8"))
@@ -104,3 +105,27 @@ def test_weak_question_labels_are_dropped_from_social_rows_only():
     assert without_weak_question(labelled) is labelled
     mine = Example("прошу сообщить", {"question": 1, "negative": 0, "toxic": 0}, SOURCE_TRAIN)
     assert without_weak_question(mine) is mine
+
+
+def test_the_corpus_takes_the_chosen_training_draws_and_can_drop_their_public_copies(data_dir, monkeypatch):
+    from models.in_domain.data import train_examples
+    from models.training.config import TrainConfig
+    from models.training.in_domain import in_domain_corpus
+
+    texts = synthetic_texts()
+    monkeypatch.setattr("models.in_domain.select.read_sources", lambda *_a, **_k: texts)
+    config = tiny_config(data_dir)
+    second = next(i for i, d in read_draw(TRAIN_DRAW) if d == "train2")
+    copy = Example(texts[second].upper() + "?", {"question": 1}, "rusentiment")  # a public copy, weakly labelled
+    corpus = config.corpus()
+    monkeypatch.setattr(TrainConfig, "corpus", lambda self: type(corpus)(train=corpus.train + [copy],
+                                                                            validation=list(corpus.validation)))
+
+    first, rows, counts = in_domain_corpus(config)
+    assert len(rows) == 1080 and copy in first.train and "public_train_removed_as_labelled" not in counts
+    both, rows, counts = in_domain_corpus(config, draws=("train", "train2"), drop_labelled=True)
+    assert len(rows) == 1800 and texts[second] in {e.text for e in rows}
+    assert copy not in both.train and counts["public_train_removed_as_labelled"] == 1
+    assert len(both.train) == len(first.train) - 1
+    with pytest.raises(ValueError, match="choose from train, train2"):
+        train_examples(texts, draws=("train3",))
