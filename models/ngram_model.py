@@ -136,9 +136,9 @@ def sentence_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor, end_ids
     words_after = torch.flip(torch.cumsum(torch.flip(word.long(), [1]), dim=1), [1]) - word.long()
     closes_text = closes & (words_after > 0)  # a closing run with words after it: the text goes on
     multi = closes_text.any(dim=1)
-    empty = (torch.zeros((0, 2), dtype=torch.long, device=ids.device),) * 2
     if not bool(multi.any()):
-        return (*empty, torch.zeros(0, dtype=torch.long, device=ids.device))
+        none = torch.zeros((0, 2), dtype=torch.long, device=ids.device)
+        return none, none, torch.zeros(0, dtype=torch.long, device=ids.device)
     width = ids.shape[1]
     row, column = torch.nonzero(word & multi.unsqueeze(1), as_tuple=True)
     sentence_key = row * width + segment[row, column]

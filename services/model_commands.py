@@ -286,7 +286,8 @@ def cmd_model_tune_in_domain(args) -> int:
     options = {k: v for k, v in {"epochs": args.epochs, "learning_rate": args.learning_rate,
                                  "appeal_repeat": args.repeat, "public_sample": args.public_sample}.items()
                if v is not None}
-    options |= {"draws": tuple(d.strip() for d in args.draws.split(",") if d.strip()), "drop_labelled": args.drop_labelled}
+    options |= {"draws": tuple(d.strip() for d in args.draws.split(",") if d.strip()),
+                "drop_labelled": args.drop_labelled}
     summary = tune_in_domain(config, args.base_model, args.output, **options)
     print(f"tuned {args.base_model} in {summary['minutes']} min on {summary['in_domain']['train_rows']} in-domain rows "
           f"x {summary['in_domain']['appeal_repeat']} + {summary['in_domain']['public_sample']} public rows → {args.output}")

@@ -14,6 +14,7 @@ Each example knows `question`, `negative`, `toxic`; `positive` is not labelled (
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from pathlib import Path
 
 from models.in_domain.select import DATA, DRAW, HERE, TRAIN_DRAW, read_draw, read_sources
@@ -64,14 +65,15 @@ def half_examples(half: str, texts: dict[str, str] | None = None, data_dir: Path
     return _examples(ids, read_labels(), texts, SOURCE_VALIDATION, "labels.csv")
 
 
-def drawn_keys(texts: dict[str, str] | None = None, data_dir: Path = DATA, draw: Path = DRAW) -> set[str]:
-    """Normalised texts (as written and without "?") of every message in ``draw`` (draw.csv)."""
+def text_keys(texts: Iterable[str]) -> set[str]:
+    """Normalised ``texts``, as written and without "?" (what `without_drawn` matches)."""
+    return {key for text in texts for key in (normalise_key(text), normalise_key(strip_question_marks(text)))}
+
+
+def drawn_keys(texts: dict[str, str] | None = None, data_dir: Path = DATA) -> set[str]:
+    """Normalised texts (as written and without "?") of every message in draw.csv."""
     texts = texts if texts is not None else read_sources(data_dir)
-    keys = set()
-    for i, _ in read_draw(draw):
-        keys.add(normalise_key(texts[i]))
-        keys.add(normalise_key(strip_question_marks(texts[i])))
-    return keys
+    return text_keys(texts[i] for i, _ in read_draw(DRAW))
 
 
 def without_drawn(examples: list[Example], keys: set[str]) -> list[Example]:

@@ -107,8 +107,8 @@ def tfidf_baseline(model_dir: str | Path, data_dir: Path = DATA, seed: int = 13)
 
     A checkpoint from `dozor model tune-in-domain` (its training_summary.json has `in_domain`):
     the public training split less the drawn texts plus the labelled in-domain training rows of
-    the same training draws, repeated as the model had them; thresholds from the same validation rows, with the labels
-    the model chose on the in-domain validation half chosen there too. Any other checkpoint: the
+    the same training draws, repeated as the model had them; thresholds from the same validation
+    rows, with the labels the model chose on the in-domain validation half chosen there too. Any other checkpoint: the
     public training and validation splits.
     """
     from models.training.baselines import TfidfBaseline

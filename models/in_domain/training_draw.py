@@ -22,8 +22,9 @@ from __future__ import annotations
 import random
 import sys
 
-from models.in_domain.select import (DRAW, N_TRAIN2_APPEALS, N_TRAIN2_RUSENTIMENT, N_TRAIN_APPEALS, N_TRAIN_RUSENTIMENT, ORG_PATTERN, REPO, TRAIN_DRAW,
-                                     TRAIN_SEED, read_draw, read_sources, write_draw)
+from models.in_domain.select import (DRAW, N_TRAIN2_APPEALS, N_TRAIN2_RUSENTIMENT, N_TRAIN_APPEALS,
+                                     N_TRAIN_RUSENTIMENT, ORG_PATTERN, REPO, TRAIN_DRAW, TRAIN_SEED, read_draw,
+                                     read_sources, write_draw)
 from models.in_domain.topics import appeal_splits_with_ids
 
 

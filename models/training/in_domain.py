@@ -3,7 +3,8 @@
 `tune_in_domain` starts from a trained checkpoint (the output of `dozor model train`), takes its
 transformer, and trains it further on the public training split plus the in-domain training
 rows labelled by reading (models/in_domain/train_labels.csv; by default the first training draw,
-720 Kursk appeals and 360 VK posts, `draws` picks others), repeated `appeal_repeat` times, with texts cut at `max_length` tokens (appeals are long). The
+720 Kursk appeals and 360 VK posts, `draws` picks others), repeated `appeal_repeat` times, with
+texts cut at `max_length` tokens (appeals are long). The
 public rows also learn the starting model's own outputs (`keep_weight`), so that it does not
 forget them. The public validation split plus the
 in-domain *validation* half choose the best epoch; then the n-gram part is fitted again on the
@@ -37,9 +38,8 @@ def in_domain_corpus(config: TrainConfig, validation_weight: int = 1, draws: tup
     `validation_weight` times, the labelled training rows of the training ``draws``, counts).
     ``drop_labelled`` also removes the public training rows whose text is a labelled training row
     (their weak labels then give way to the ones read)."""
-    from models.in_domain.data import LABELS, drawn_keys, half_examples, train_examples, without_drawn
+    from models.in_domain.data import LABELS, drawn_keys, half_examples, text_keys, train_examples, without_drawn
     from models.in_domain.select import read_sources
-    from models.training.data import normalise_key, strip_question_marks
 
     corpus = config.corpus()
     texts = read_sources(Path(config.resolved_data_dir()))
@@ -50,8 +50,7 @@ def in_domain_corpus(config: TrainConfig, validation_weight: int = 1, draws: tup
     validation_half = half_examples("validation", texts)
     rows = train_examples(texts, draws=draws)
     if drop_labelled:
-        read = without_drawn(train, {key for e in rows for key in (normalise_key(e.text),
-                                                                   normalise_key(strip_question_marks(e.text)))})
+        read = without_drawn(train, text_keys(e.text for e in rows))
         counts["public_train_removed_as_labelled"] = len(train) - len(read)
         train = read
     corpus.train, corpus.validation = train, validation + validation_half * max(1, validation_weight)

@@ -233,5 +233,6 @@ def add_ngram_part(model, tokenizer, train: list[Example], validation: list[Exam
     mix, thresholds, report = choose_mix(wide, tokenizer, validation, labels, fit.fitted_labels, questions_without_marks)
     wide.set_mix(mix)
     report = {"order": order, "skip": skip, "boundaries": boundaries, "c": c, "features": len(fit.keys),
-              "sentence_labels": list(sentence_labels), "mix": dict(zip(labels, mix)), "labels": report}
+              "sentence_labels": [labels[j] for j in wide.config.ngram_sentence_labels],
+              "mix": dict(zip(labels, mix)), "labels": report}
     return wide, thresholds, report
